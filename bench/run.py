@@ -1,0 +1,135 @@
+"""Benchmark: held-out NLU quality, REST latency, training time, Rasa server memory.
+
+`./scripts/benchmark` runs it. Prints the figures and writes them to `bench/results/latest.json`.
+The held-out file `tests/nlu/heldout.yml` is never used for training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bot.config import REPO_ROOT
+from bot.local_stack import LocalStack
+from bot.training import ensure_model
+
+HELDOUT = REPO_ROOT / "tests" / "nlu" / "heldout.yml"
+RESULTS = REPO_ROOT / "bench" / "results"
+RASA = str(Path(sys.executable).parent / "rasa")
+
+# A realistic mix of questions, sent round-robin by several simulated voters.
+QUESTIONS = (
+    "bonjour",
+    "je suis AESH, je vote pour quoi ?",
+    "webmail Créteil",
+    "quand est-ce qu'on vote ?",
+    "quelles sont les règles du mot de passe ?",
+    "jai perdu mon identifiant electeur",
+    "mdp electeur oublié",
+    "comment créer mon mot de passe ?",
+    "c'est quoi la CAPD ?",
+    "je n'ai pas reçu le mail de création",
+    "où voir les listes de candidats ?",
+    "comment contester la liste électorale ?",
+    "merci",
+)
+
+
+def heldout_quality(model: Path, out: Path) -> dict[str, float]:
+    subprocess.run(
+        [RASA, "test", "nlu", "--model", str(model), "--nlu", str(HELDOUT), "--out", str(out)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+    )
+    report = json.loads((out / "intent_report.json").read_text())
+    errors = json.loads((out / "intent_errors.json").read_text())
+    support = {
+        k: v["support"] for k, v in report.items() if isinstance(v, dict) and not k.endswith("avg")
+    }
+    in_scope = sum(n for k, n in support.items() if k != "out_of_scope")
+    in_scope_errors = sum(1 for e in errors if e["intent"] != "out_of_scope")
+    confident = [e for e in errors if e["intent_prediction"]["confidence"] >= 0.5]
+    oos = report.get("out_of_scope", {})
+    figures = {
+        "heldout_messages": sum(support.values()),
+        "intent_accuracy": report["accuracy"],
+        "intent_macro_f1": report["macro avg"]["f1-score"],
+        "out_of_scope_recall": oos.get("recall", 0.0),
+        "out_of_scope_precision": oos.get("precision", 0.0),
+        "in_scope_accuracy": 1 - in_scope_errors / max(in_scope, 1),
+        "confident_errors": len(confident),
+    }
+    entities = out / "KnowledgeBaseEntityExtractor_report.json"
+    if entities.exists():
+        report = json.loads(entities.read_text())
+        for name in ("academie", "categorie", "scrutin"):
+            if name in report:
+                figures[f"entity_f1_{name}"] = report[name]["f1-score"]
+    return figures
+
+
+def latency(model: Path, messages: int, voters: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        stack = LocalStack(work, model, {"BOT_DATABASE_URL": f"sqlite:///{work / 'bot.db'}"})
+        started = time.monotonic()
+        stack.start()
+        startup = time.monotonic() - started
+        try:
+            for question in QUESTIONS[:3]:  # warm-up, not measured
+                stack.say(question, "warm-up")
+            timings = []
+            for i in range(messages):
+                question = QUESTIONS[i % len(QUESTIONS)]
+                begin = time.perf_counter()
+                reply = stack.say(question, f"voter-{i % voters}")
+                timings.append((time.perf_counter() - begin) * 1000)
+                if not reply:
+                    raise RuntimeError(f"no answer to {question!r}")
+            memory = stack.peak_memory_mb("rasa")
+        finally:
+            stack.stop()
+    timings.sort()
+    return {
+        "rest_messages": messages,
+        "rest_p50_ms": statistics.median(timings),
+        "rest_p95_ms": timings[int(0.95 * len(timings)) - 1],
+        "rest_max_ms": timings[-1],
+        "rasa_peak_rss_mb": memory,
+        "startup_seconds": startup,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="./scripts/benchmark")
+    parser.add_argument("--messages", type=int, default=260)
+    parser.add_argument("--voters", type=int, default=20)
+    args = parser.parse_args()
+    model = ensure_model()
+    train_seconds = model.with_name(model.name[: -len(".tar.gz")] + ".train-seconds")
+    figures: dict[str, float | str] = {"model": model.name}
+    if train_seconds.exists():
+        figures["training_seconds"] = float(train_seconds.read_text())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    figures.update(heldout_quality(model, RESULTS / "heldout"))
+    figures.update(latency(model, args.messages, args.voters))
+    (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
+    print(f"details: {RESULTS.relative_to(REPO_ROOT)}/ (confusion matrix, errors per message)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

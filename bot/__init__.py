@@ -1,0 +1,1 @@
+"""Assistant for the Éducation nationale online professional elections."""

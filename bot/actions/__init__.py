@@ -1,0 +1,13 @@
+"""Rasa SDK custom actions. Thin: they ask `bot.knowledge` and word the answer in French."""
+
+from bot.actions.faq import ActionAnswerFaq, ActionClarify, ActionHelp
+from bot.actions.lookup import ActionHandleInform, ActionWebmail, ActionWhoVotes
+
+__all__ = [
+    "ActionAnswerFaq",
+    "ActionClarify",
+    "ActionHandleInform",
+    "ActionHelp",
+    "ActionWebmail",
+    "ActionWhoVotes",
+]

@@ -1,0 +1,136 @@
+"""Answers written in `kb/faq_fr.md`, the help menu and the clarification question."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.actions import wording
+from bot.actions.base import KnowledgeAction, latest_entity, latest_intent, local_now
+from bot.knowledge import Knowledge
+
+# The topics offered first in the help menu: the chores that flood the support desks.
+HELP_BUTTONS = (
+    "create_password",
+    "lost_voter_password",
+    "lost_voter_id",
+    "webmail_access",
+    "who_votes_where",
+    "voting_dates",
+)
+CLARIFY_CHOICES = 2
+IGNORED_EVENTS = {"action_listen", "action_session_start", "action_extract_slots"}
+
+
+class ActionAnswerFaq(KnowledgeAction):
+    """Answer the knowledge-base section whose key is the intent, with its calendar status."""
+
+    def name(self) -> str:
+        return "action_answer_faq"
+
+    def answer(
+        self, knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        intent = latest_intent(tracker)
+        if intent == "what_is_scrutin":
+            named = latest_entity(tracker, "scrutin")
+            scrutins = knowledge.scrutins_named(named) if named else []
+            if scrutins:
+                everyone = knowledge.categories()
+                text = "\n\n".join(wording.scrutin_voters(s, everyone) for s in scrutins)
+                dispatcher.utter_message(text=text)
+                return []
+        answer = knowledge.answer(intent or "")
+        if answer is None:
+            dispatcher.utter_message(response="utter_default")
+            return []
+        text = answer.text
+        if answer.period is not None:
+            text += "\n\n" + wording.period_status(answer.period, local_now(knowledge))
+        dispatcher.utter_message(text=text)
+        return []
+
+
+class ActionHelp(KnowledgeAction):
+    """What the assistant can answer: every knowledge-base topic, the main ones as buttons."""
+
+    def name(self) -> str:
+        return "action_help"
+
+    def answer(
+        self, knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        send_help(knowledge, dispatcher, "Je peux vous aider sur ces sujets :")
+        return []
+
+
+def send_help(knowledge: Knowledge, dispatcher: CollectingDispatcher, intro: str) -> None:
+    titles = knowledge.answer_titles()
+    lines = [intro] + [f"- {title}" for _, title in titles]
+    lines.append(
+        "Pour une situation personnelle que je ne peux pas régler, contactez l'assistance "
+        "académique de votre académie."
+    )
+    by_key = dict(titles)
+    buttons = [wording.intent_button(by_key[k], k) for k in HELP_BUTTONS if k in by_key]
+    dispatcher.utter_message(text="\n".join(lines), buttons=buttons)
+
+
+class ActionClarify(KnowledgeAction):
+    """Unsure what was asked: offer the two most likely topics; the second time, the menu."""
+
+    def name(self) -> str:
+        return "action_clarify"
+
+    def answer(
+        self, knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        text = (tracker.latest_message or {}).get("text") or ""
+        if not any(char.isalpha() for char in text):
+            send_help(
+                knowledge,
+                dispatcher,
+                "Je n'ai pas trouvé de question dans votre message. Écrivez-la en quelques mots, "
+                "ou choisissez un sujet :",
+            )
+            return []
+        if _previous_action(tracker) == self.name():
+            send_help(
+                knowledge,
+                dispatcher,
+                "Je n'ai toujours pas compris, désolé. Voici les sujets sur lesquels je peux "
+                "vous aider :",
+            )
+            return []
+        titles = dict(knowledge.answer_titles())
+        ranking = (tracker.latest_message or {}).get("intent_ranking") or []
+        likely = [r["name"] for r in ranking if r.get("name") in titles][:CLARIFY_CHOICES]
+        if not likely:
+            send_help(knowledge, dispatcher, "Je n'ai pas compris. Je peux vous aider sur :")
+            return []
+        buttons = [wording.intent_button(titles[k], k) for k in likely]
+        buttons.append(wording.intent_button("Autre chose", "help"))
+        dispatcher.utter_message(
+            text="Je ne suis pas sûr d'avoir compris. Votre question porte-t-elle sur l'un de "
+            "ces sujets ?",
+            buttons=buttons,
+        )
+        return []
+
+
+def _previous_action(tracker: Tracker) -> str | None:
+    """The last action the assistant ran before the current user message."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_user:
+                continue
+            seen_user = True
+        elif seen_user and event.get("event") == "action":
+            if event.get("name") not in IGNORED_EVENTS:
+                return event.get("name")
+            if event.get("name") == "action_session_start":
+                return None
+    return None

@@ -1,0 +1,118 @@
+"""Answers that depend on an académie, a staff category or a scrutin named by the user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.actions import wording
+from bot.actions.base import KnowledgeAction, latest_entity
+from bot.knowledge import Knowledge
+
+
+class ActionWebmail(KnowledgeAction):
+    """The webmail of the user's académie: named now, remembered, or asked with buttons."""
+
+    def name(self) -> str:
+        return "action_webmail"
+
+    def answer(
+        self, knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        name = latest_entity(tracker, "academie") or tracker.get_slot("academie")
+        academie = knowledge.academie(name) if name else None
+        general = knowledge.answer("webmail_access")
+        if academie is None:
+            dispatcher.utter_message(
+                text=f"{general.text}\n\nQuelle est votre académie ?",
+                buttons=[
+                    wording.entity_button(a.name, "academie", a.name) for a in knowledge.academies()
+                ],
+            )
+            return []
+        return send_webmail(knowledge, dispatcher, academie.name)
+
+
+def send_webmail(
+    knowledge: Knowledge, dispatcher: CollectingDispatcher, name: str
+) -> list[dict[str, Any]]:
+    academie = knowledge.academie(name)
+    general = knowledge.answer("webmail_access").text.split("\n\n")[0]
+    dispatcher.utter_message(text=f"{wording.webmail(academie)}\n\n{general}")
+    return [SlotSet("academie", academie.name)]
+
+
+class ActionWhoVotes(KnowledgeAction):
+    """Who votes where: a category's scrutins, or a scrutin's voters, or ask the category."""
+
+    def name(self) -> str:
+        return "action_who_votes"
+
+    def answer(
+        self, knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        category = latest_entity(tracker, "categorie")
+        scrutin = latest_entity(tracker, "scrutin")
+        if category:
+            return send_eligibility(knowledge, dispatcher, category)
+        if scrutin:
+            return send_scrutin_voters(knowledge, dispatcher, scrutin)
+        remembered = tracker.get_slot("categorie")
+        if remembered:
+            return send_eligibility(knowledge, dispatcher, remembered)
+        dispatcher.utter_message(
+            text=knowledge.answer("who_votes_where").text + "\n\nQuelle est votre situation ?",
+            buttons=[
+                wording.entity_button(name, "categorie", name) for name in knowledge.categories()
+            ],
+        )
+        return []
+
+
+def send_eligibility(
+    knowledge: Knowledge, dispatcher: CollectingDispatcher, category: str
+) -> list[dict[str, Any]]:
+    scrutins = knowledge.eligibility_for(category)
+    if scrutins is None:
+        dispatcher.utter_message(response="utter_default")
+        return []
+    dispatcher.utter_message(text=wording.eligibility(category, scrutins))
+    return [SlotSet("categorie", category)]
+
+
+def send_scrutin_voters(
+    knowledge: Knowledge, dispatcher: CollectingDispatcher, name: str
+) -> list[dict[str, Any]]:
+    scrutins = knowledge.scrutins_named(name)
+    if not scrutins:
+        dispatcher.utter_message(response="utter_default")
+        return []
+    everyone = knowledge.categories()
+    text = "\n\n".join(wording.scrutin_voters(s, everyone) for s in scrutins)
+    dispatcher.utter_message(text=text)
+    return []
+
+
+class ActionHandleInform(KnowledgeAction):
+    """A bare "Lyon", "je suis AESH", "et la CAPD ?": answer about what was named."""
+
+    def name(self) -> str:
+        return "action_handle_inform"
+
+    def answer(
+        self, knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        academie = latest_entity(tracker, "academie")
+        category = latest_entity(tracker, "categorie")
+        scrutin = latest_entity(tracker, "scrutin")
+        if category:
+            return send_eligibility(knowledge, dispatcher, category)
+        if academie and knowledge.academie(academie):
+            return send_webmail(knowledge, dispatcher, academie)
+        if scrutin:
+            return send_scrutin_voters(knowledge, dispatcher, scrutin)
+        dispatcher.utter_message(response="utter_default")
+        return []

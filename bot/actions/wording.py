@@ -1,0 +1,62 @@
+"""French wording of knowledge-base data: one function per kind of sentence."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from bot.knowledge.store import AcademieInfo, Period, ScrutinInfo
+
+PARIS = " (heure de Paris)"
+
+
+def period_status(period: Period, now: datetime) -> str:
+    """Where `now` (naive local time) stands in `period`, in one sentence."""
+    status = period.status(now)
+    start = period.start_text and period.start_text + (PARIS if period.start_has_time else "")
+    end = period.end_text and period.end_text + (PARIS if period.end_has_time else "")
+    if status == "before":
+        return f"**{period.label}** : pas encore ouvert, à partir du {start}."
+    if status == "closed":
+        return f"**{period.label}** : terminé depuis le {end}."
+    if end:
+        return f"**{period.label}** : ouvert en ce moment, jusqu'au {end}."
+    return f"**{period.label}** : disponible depuis le {start}."
+
+
+def scrutin_line(scrutin: ScrutinInfo) -> str:
+    return f"- **{scrutin.code}** : {scrutin.title}"
+
+
+def eligibility(category: str, scrutins: list[ScrutinInfo]) -> str:
+    count = len(scrutins)
+    lines = [f"**{category}** : vous votez à **{count} scrutin{'s' if count > 1 else ''}** :"]
+    lines += [scrutin_line(s) for s in scrutins]
+    return "\n".join(lines)
+
+
+def scrutin_voters(scrutin: ScrutinInfo, all_categories: list[str]) -> str:
+    head = f"**{scrutin.code}** : {scrutin.title}.\n{scrutin.role}"
+    if set(scrutin.voters) == set(all_categories):
+        return f"{head}\nToutes les catégories de personnel votent à ce scrutin."
+    voters = "\n".join(f"- {name}" for name in scrutin.voters)
+    return f"{head}\nVotent à ce scrutin :\n{voters}"
+
+
+def webmail(academie: AcademieInfo) -> str:
+    return (
+        f"**{academie.name}** : messagerie professionnelle **{academie.webmail_host}**\n"
+        f"Mot de passe de messagerie oublié : lien « {academie.password_recovery} » sur la page "
+        "de connexion de cette messagerie."
+    )
+
+
+def intent_button(title: str, intent: str) -> dict[str, str]:
+    return {"title": title, "payload": f"/{intent}"}
+
+
+def entity_button(title: str, entity: str, value: str) -> dict[str, str]:
+    return {
+        "title": title,
+        "payload": "/inform" + json.dumps({entity: value}, ensure_ascii=False),
+    }

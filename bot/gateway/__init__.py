@@ -1,0 +1,1 @@
+"""Public aiohttp gateway: chat page and chat API in front of Rasa."""

@@ -1,0 +1,29 @@
+"""French wording of dates, shared by every answer that states one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+
+def french_date(when: datetime, with_time: bool) -> str:
+    """'1er décembre 2018', '29 novembre 2018 à 10h', '6 décembre 2018 à 17h30'."""
+    day = "1er" if when.day == 1 else str(when.day)
+    text = f"{day} {MONTHS[when.month - 1]} {when.year}"
+    if with_time:
+        text += f" à {when.hour}h" + (f"{when.minute:02d}" if when.minute else "")
+    return text

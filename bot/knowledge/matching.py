@@ -1,0 +1,156 @@
+"""Find académies, staff categories and scrutins in free French text.
+
+Names come from the knowledge base (official name, "autres noms", e-mail domain, acronyms), so
+adding an alias in `kb/faq_fr.md` is enough for the assistant to understand it. Matching ignores
+case, accents and punctuation, and tolerates one or two typos in long words.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from bot.knowledge.kb_file import KnowledgeBase
+
+EMAIL = re.compile(r"[\w.+-]*@?\b(ac-[a-z-]+)\.fr\b", re.IGNORECASE)
+AC_PREFIX = re.compile(r"(?<![a-z0-9])ac $")
+FUZZY_MIN_LENGTH = 6
+FUZZY_CUTOFF = 0.84
+
+
+def fold(text: str) -> str:
+    """Lower-case, accent-free, punctuation as spaces; same length as `text`.
+
+    Keeping one output character per input character lets a match in the folded text be
+    reported as a span of the original text.
+    """
+    out = []
+    for char in text:
+        base = unicodedata.normalize("NFKD", char)[0].lower()
+        out.append(base if base.isalnum() and base.isascii() else " ")
+    return "".join(out)
+
+
+def fold_key(text: str) -> str:
+    """`fold` with spaces collapsed: the key aliases are compared on."""
+    return " ".join(fold(text).split())
+
+
+@dataclass(frozen=True)
+class Match:
+    entity: str  # "academie", "categorie" or "scrutin"
+    value: str  # canonical name from the knowledge base
+    start: int
+    end: int
+    text: str
+
+
+class EntityMatcher:
+    """Matches the names of one knowledge base in messages."""
+
+    def __init__(
+        self,
+        academies: dict[str, list[str]],
+        categories: dict[str, list[str]],
+        scrutins: dict[str, list[str]],
+        domains: dict[str, str],
+    ) -> None:
+        self._domains = {d.lower(): name for d, name in domains.items()}
+        self._exact: list[tuple[str, str, str]] = []  # (folded alias, entity, value)
+        for entity, names in (
+            ("academie", academies),
+            ("categorie", categories),
+            ("scrutin", scrutins),
+        ):
+            for value, aliases in names.items():
+                for alias in {value, *aliases}:
+                    key = fold_key(alias)
+                    if key:
+                        self._exact.append((key, entity, value))
+        # Longest first, so "directeur adjoint de segpa" wins over "segpa".
+        self._exact.sort(key=lambda item: -len(item[0]))
+        self._patterns = [(_pattern(k), e, v) for k, e, v in self._exact]
+        self._fuzzy = {
+            k: (e, v) for k, e, v in self._exact if " " not in k and len(k) >= FUZZY_MIN_LENGTH
+        }
+
+    @classmethod
+    def from_kb(cls, kb: KnowledgeBase) -> EntityMatcher:
+        return cls(
+            academies={a.name: list(a.aliases) for a in kb.academies},
+            categories={c.name: list(c.aliases) for c in kb.categories},
+            scrutins=scrutin_aliases({s.code: s.title for s in kb.scrutins}),
+            domains={a.domain: a.name for a in kb.academies},
+        )
+
+    def find(self, text: str) -> list[Match]:
+        """All non-overlapping names in `text`, in order of appearance."""
+        taken = [False] * len(text)
+        found: list[Match] = []
+
+        folded = fold(text)
+
+        def claim(start: int, end: int, entity: str, value: str) -> None:
+            # "ac-lyon", "ac lyon": the académie prefix of a domain belongs to the name.
+            if entity == "academie" and AC_PREFIX.search(folded[:start]):
+                start = AC_PREFIX.search(folded[:start]).start()
+            if not any(taken[start:end]):
+                taken[start:end] = [True] * (end - start)
+                found.append(Match(entity, value, start, end, text[start:end]))
+
+        for match in EMAIL.finditer(text):
+            name = self._domains.get(match.group(1).lower())
+            if name:
+                claim(match.start(), match.end(), "academie", name)
+        for pattern, entity, value in self._patterns:
+            for match in pattern.finditer(folded):
+                claim(match.start(), match.end(), entity, value)
+        for word in re.finditer(r"[a-z0-9]+", folded):
+            if len(word.group()) < FUZZY_MIN_LENGTH or any(taken[word.start() : word.end()]):
+                continue
+            close = difflib.get_close_matches(word.group(), self._fuzzy, n=1, cutoff=FUZZY_CUTOFF)
+            if close:
+                claim(word.start(), word.end(), *self._fuzzy[close[0]])
+        return sorted(found, key=lambda m: m.start)
+
+    def first(self, text: str, entity: str) -> str | None:
+        """Canonical value of the first `entity` named in `text`, if any."""
+        return next((m.value for m in self.find(text) if m.entity == entity), None)
+
+
+def _pattern(key: str) -> re.Pattern[str]:
+    """Whole words of `key`; words of 4+ letters also in feminine/plural ("détachée", "PsyENs")."""
+    words = [re.escape(w) + ("e?s?" if len(w) >= 4 else "") for w in key.split()]
+    return re.compile(r"(?<![a-z0-9])" + " +".join(words) + r"(?![a-z0-9])")
+
+
+def scrutin_aliases(titles: dict[str, str]) -> dict[str, list[str]]:
+    """Each scrutin code with its title and short forms ("CAPD" for "CAPD PE", "CCP AESH").
+
+    A short form shared by several scrutins ("CAPN", "CCP") is kept as its own value: the
+    caller lists every scrutin it designates (see `scrutins_named`).
+    """
+    aliases: dict[str, list[str]] = {}
+    firsts: dict[str, list[str]] = {}
+    for code, title in titles.items():
+        aliases[code] = [re.sub(r"\s*\(.*?\)", "", title)]
+        firsts.setdefault(code.split()[0], []).append(code)
+        inner = re.search(r"\((.+)\)", code)
+        if inner:
+            aliases[code].append(f"{code.split()[0]} {inner.group(1)}")
+    for short, owners in firsts.items():
+        if len(owners) == 1 and short != owners[0]:
+            aliases[owners[0]].append(short)
+        elif len(owners) > 1:
+            aliases.setdefault(short, [])
+    return aliases
+
+
+def scrutins_named(value: str, codes: list[str]) -> list[str]:
+    """The scrutin codes a (possibly short) name designates, in knowledge-base order."""
+    if value in codes:
+        return [value]
+    key = fold_key(value)
+    return [c for c in codes if fold_key(c).split()[0] == key or fold_key(c) == key]

@@ -1,0 +1,89 @@
+"""The knowledge base file is complete, consistent, and its mistakes are caught."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.knowledge.kb_file import KbFormatError, parse_kb, read_kb
+from tests.conftest import KB
+
+SEED_SCRUTINS = {
+    "AESH-AED": {"CTM", "CTA", "CCP non tit (AESH)"},
+    "Enseignant contractuel": {"CTM", "CTA", "CCP non tit (enseignant)"},
+    "Directeur adjoint de SEGPA": {"CTM", "CTA", "CAPN PE", "CAPD PE", "CCPA"},
+    "Directeur écoles d'application et spécialisé": {"CTM", "CTA", "CAPN PE", "CAPD PE", "CCSA"},
+    "PE et instituteur": {"CTM", "CTA", "CAPN PE", "CAPD PE"},
+    "PES": {"CTM", "CTA"},
+    "PsyEN détaché": {"CTM", "CTA", "CAPN PE", "CAPD PE", "CAPN PsyEN", "CAPA PsyEN"},
+    "PsyEN intégré": {"CTM", "CTA", "CAPN PsyEN", "CAPA PsyEN"},
+}
+
+
+def test_the_31_academies_of_the_seed_each_have_a_webmail_host():
+    kb = read_kb(KB)
+    assert len(kb.academies) == 31
+    hosts = {a.name: a.webmail_host for a in kb.academies}
+    assert hosts["Créteil"] == "webmel.ac-creteil.fr"
+    assert hosts["Guadeloupe"] == "bwetamel.ac-guadeloupe.fr"
+    assert hosts["Nancy-Metz"] == "id.ac-nancy-metz.fr"
+    assert len({a.domain for a in kb.academies}) == 31
+
+
+def test_the_eligibility_matrix_is_the_seed_one():
+    kb = read_kb(KB)
+    assert len(kb.scrutins) == 10
+    assert {c.name: set(c.scrutins) for c in kb.categories} == SEED_SCRUTINS
+
+
+def test_the_campaign_calendar_is_in_paris_time():
+    kb = read_kb(KB)
+    events = {e.key: e for e in kb.events}
+    assert kb.timezone == "Europe/Paris"
+    assert events["vote"].start.isoformat() == "2018-11-29T10:00:00"
+    assert events["vote"].end.isoformat() == "2018-12-06T17:00:00"
+    assert events["nouvel_identifiant"].end.isoformat() == "2018-12-06T17:00:00"
+    assert events["contestation"].end.date().isoformat() == "2018-11-14"
+    assert events["listes_candidats"].start.date().isoformat() == "2018-11-05"
+
+
+def test_every_faq_topic_has_an_answer():
+    keys = {a.key for a in read_kb(KB).answers}
+    assert keys == {
+        "create_password", "password_rules", "access_voter_space", "voter_space_features",
+        "creation_email_not_received", "webmail_access", "lost_voter_password", "lost_voter_id",
+        "who_votes_where", "what_is_scrutin", "voting_dates", "how_to_vote", "contest",
+        "candidate_lists", "electoral_lists", "results",
+    }  # fmt: skip
+
+
+def test_answer_paragraphs_are_unwrapped_but_lists_kept():
+    answer = next(a for a in read_kb(KB).answers if a.key == "password_rules")
+    lines = answer.template.splitlines()
+    assert lines[0] == "Votre mot de passe personnel électeur doit :"
+    assert sum(line.startswith("- ") for line in lines) == 3
+
+
+def _broken(old: str, new: str) -> str:
+    text = KB.read_text(encoding="utf-8")
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "complaint"),
+    [
+        ("| PES | X | X | | | | | | | | | 2 |", "| PES | X | X | | | | | | | | | 3 |", "annonce 3"),
+        (
+            "| vote | Vote électronique | 2018-11-29 10:00",
+            "| vote | Vote | 29/11/2018",
+            "illisible",
+        ),
+        ("{portail_url}", "{portail_adresse}", "portail_adresse"),
+        ("| Lyon | webmail.ac-lyon.fr |", "| Lyon | webmail.lyon.example |", "Lyon"),
+        ("<!-- id: results -->", "", "Résultats"),
+        ("| Toulouse | Toulousse |", "| Toulon | Toulousse |", "Toulon"),
+    ],
+)
+def test_a_mistake_in_the_file_stops_loading_with_a_french_explanation(old, new, complaint):
+    with pytest.raises(KbFormatError, match=complaint):
+        parse_kb(_broken(old, new))
