@@ -40,16 +40,22 @@ def ensure_model(out: Path = MODELS) -> Path:
     if model.exists():
         print(f"Modèle à jour : {model.relative_to(REPO_ROOT)}", file=sys.stderr)
         return model
-    print("Entraînement du modèle (quelques minutes)…", file=sys.stderr)
+    log = REPO_ROOT / "var" / "log" / "train.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Entraînement du modèle (environ 5 minutes ; journal : {log})…", file=sys.stderr)
     started = time.monotonic()
     rasa = Path(sys.executable).parent / "rasa"
-    subprocess.run(
-        [str(rasa), "train", "--out", str(out), "--fixed-model-name", model.name[:-7]],
-        cwd=REPO_ROOT,
-        check=True,
-        stdout=sys.stderr,
-        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
-    )
+    with log.open("wb") as output:
+        result = subprocess.run(
+            [str(rasa), "train", "--out", str(out), "--fixed-model-name", model.name[:-7]],
+            cwd=REPO_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+        )
+    if result.returncode != 0 or not model.exists():
+        tail = log.read_text(errors="replace")[-4000:]
+        raise SystemExit(f"{tail}\nÉchec de l'entraînement du modèle (journal complet : {log}).")
     seconds = time.monotonic() - started
     (out / f"{model.name[:-7]}.train-seconds").write_text(f"{seconds:.1f}\n")
     print(f"Modèle entraîné en {seconds:.0f} s : {model.relative_to(REPO_ROOT)}", file=sys.stderr)
