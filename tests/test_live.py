@@ -77,3 +77,13 @@ def test_the_servers_logged_no_error(live_bot):
     live_bot.say("bonjour", "log-check")
     log = live_bot.log_text()
     assert "Traceback" not in log
+
+
+def test_the_academie_is_read_from_a_professional_address(live_bot):
+    reply = texts(
+        live_bot.say(
+            "je n'arrive pas à me connecter à ma messagerie camille.martin@ac-toulouse.fr",
+            "address",
+        )
+    )
+    assert "messagerie.ac-toulouse.fr" in reply

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -43,7 +44,7 @@ class KnowledgeAction(Action, abc.ABC):
         try:
             return await asyncio.to_thread(self._answer, dispatcher, tracker)
         except Exception:
-            logger.exception("action %s failed (intent %s)", self.name(), _intent(tracker))
+            logger.exception("action %s failed (intent %s)", self.name(), latest_intent(tracker))
             dispatcher.utter_message(response="utter_service_error")
             return []
 
@@ -51,17 +52,13 @@ class KnowledgeAction(Action, abc.ABC):
         return self.answer(self._knowledge or default_knowledge(), dispatcher, tracker)
 
 
-def local_now(knowledge: Knowledge):
+def local_now(knowledge: Knowledge) -> datetime:
     """Naive local time in the knowledge base's time zone (pinned by `BOT_NOW`)."""
     return now(knowledge.timezone).replace(tzinfo=None)
 
 
-def _intent(tracker: Tracker) -> str | None:
-    return (tracker.latest_message or {}).get("intent", {}).get("name")
-
-
 def latest_intent(tracker: Tracker) -> str | None:
-    return _intent(tracker)
+    return (tracker.latest_message or {}).get("intent", {}).get("name")
 
 
 def latest_entity(tracker: Tracker, entity: str) -> str | None:
