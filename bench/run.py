@@ -77,6 +77,56 @@ def heldout_quality(model: Path, out: Path) -> dict[str, float]:
     return figures
 
 
+def _examples(path: Path) -> tuple[list[str], list[str]]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    from bot.nlu.components import normalise
+
+    data = load_data(str(path))
+    return [normalise(m.get("text")) for m in data.intent_examples], [
+        m.get("intent") for m in data.intent_examples
+    ]
+
+
+def baseline(train: Path = REPO_ROOT / "data") -> dict[str, float]:
+    """TF-IDF (words 1-2 + characters 2-5) and logistic regression, same data, same held-out."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.pipeline import make_pipeline, make_union
+
+    texts, intents = _examples(train / "nlu.yml")
+    test_texts, test_intents = _examples(HELDOUT)
+    model = make_pipeline(
+        make_union(
+            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+        ),
+        LogisticRegression(max_iter=3000, C=10),
+    )
+    model.fit(texts, intents)
+    predicted = model.predict(test_texts)
+    return {
+        "baseline_tfidf_logreg_accuracy": accuracy_score(test_intents, predicted),
+        "baseline_tfidf_logreg_macro_f1": f1_score(test_intents, predicted, average="macro"),
+    }
+
+
+def cross_validation(folds: int, out: Path) -> dict[str, float]:
+    """`rasa test nlu --cross-validation` on the training data (slow: one training per fold)."""
+    subprocess.run(
+        [RASA, "test", "nlu", "--nlu", "data", "--cross-validation", "--folds", str(folds),
+         "--out", str(out)],
+        cwd=REPO_ROOT, check=True, capture_output=True,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+    )  # fmt: skip
+    report = json.loads((out / "intent_report.json").read_text())
+    return {
+        f"cv{folds}_intent_accuracy": report["accuracy"],
+        f"cv{folds}_intent_macro_f1": report["macro avg"]["f1-score"],
+    }
+
+
 def latency(model: Path, messages: int, voters: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -113,6 +163,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="./scripts/benchmark")
     parser.add_argument("--messages", type=int, default=260)
     parser.add_argument("--voters", type=int, default=20)
+    parser.add_argument(
+        "--cross-validation", type=int, metavar="FOLDS", help="also cross-validate (slow)"
+    )
     args = parser.parse_args()
     model = ensure_model()
     train_seconds = model.with_name(model.name[: -len(".tar.gz")] + ".train-seconds")
@@ -121,6 +174,9 @@ def main() -> int:
         figures["training_seconds"] = float(train_seconds.read_text())
     RESULTS.mkdir(parents=True, exist_ok=True)
     figures.update(heldout_quality(model, RESULTS / "heldout"))
+    figures.update(baseline())
+    if args.cross_validation:
+        figures.update(cross_validation(args.cross_validation, RESULTS / "cross-validation"))
     figures.update(latency(model, args.messages, args.voters))
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
     width = max(len(k) for k in figures)

@@ -187,3 +187,28 @@ def test_a_database_failure_gets_a_polite_message_not_a_crash(tmp_path):
     messages, events = run(ActionAnswerFaq(broken), tracker("voting_dates"))
     assert [m["response"] for m in messages] == ["utter_service_error"]
     assert events == []
+
+
+def test_a_name_shared_by_two_categories_asks_which_one(knowledge):
+    messages, events = run(
+        ActionHandleInform(knowledge), tracker("inform", entities={"categorie": "PsyEN"})
+    )
+    assert [b["title"] for b in messages[-1]["buttons"]] == ["PsyEN détaché", "PsyEN intégré"]
+    assert events == []
+
+
+def test_the_search_fallback_answers_a_close_section_and_offers_other_topics(knowledge):
+    ranking = [("nlu_fallback", 0.5), ("how_to_vote", 0.3), ("lost_voter_id", 0.2)]
+    state = tracker("nlu_fallback", "professions de foi des listes de candidats", ranking=ranking)
+    messages, _ = run(ActionClarify(knowledge), state)
+    assert "« Listes de candidats et professions de foi »" in messages[0]["text"]
+    assert "listes de candidats et leurs professions de foi" in messages[0]["text"]
+    assert [b["payload"] for b in messages[-1]["buttons"]] == ["/how_to_vote", "/help"]
+
+
+def test_the_search_fallback_never_answers_an_unrelated_question(knowledge):
+    ranking = [("nlu_fallback", 0.5), ("how_to_vote", 0.3)]
+    state = tracker("nlu_fallback", "je cherche un logement de fonction", ranking=ranking)
+    text = said(run(ActionClarify(knowledge), state)[0])
+    assert "Je ne suis pas sûr d'avoir compris" in text
+    assert "elections2018" not in text

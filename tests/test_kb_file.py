@@ -29,6 +29,18 @@ def test_the_31_academies_of_the_seed_each_have_a_webmail_host():
     assert len({a.domain for a in kb.academies}) == 31
 
 
+def test_the_101_departements_each_belong_to_one_academie():
+    kb = read_kb(KB)
+    numbers = [d.number for a in kb.academies for d in a.departements]
+    assert len(numbers) == len(set(numbers)) == 101
+    assert all(a.departements for a in kb.academies)
+    by_number = {d.number: a.name for a in kb.academies for d in a.departements}
+    assert by_number["93"] == "Créteil"
+    assert by_number["2A"] == by_number["2B"] == "Corse"
+    assert by_number["976"] == "Mayotte"
+    assert by_number["14"] == "Caen" and by_number["76"] == "Rouen"  # 2018: not yet Normandie
+
+
 def test_the_eligibility_matrix_is_the_seed_one():
     kb = read_kb(KB)
     assert len(kb.scrutins) == 10
@@ -82,8 +94,16 @@ def _broken(old: str, new: str) -> str:
         ("| Lyon | webmail.ac-lyon.fr |", "| Lyon | webmail.lyon.example |", "Lyon"),
         ("<!-- id: results -->", "", "Résultats"),
         ("| Toulouse | Toulousse |", "| Toulon | Toulousse |", "Toulon"),
+        ("| 93 | Seine-Saint-Denis | Créteil |", "| 93 | Seine-Saint-Denis | Bobigny |", "Bobigny"),
+        ("| 94 | Val-de-Marne |", "| 93 | Val-de-Marne |", "93"),
     ],
 )
 def test_a_mistake_in_the_file_stops_loading_with_a_french_explanation(old, new, complaint):
     with pytest.raises(KbFormatError, match=complaint):
         parse_kb(_broken(old, new))
+
+
+def test_a_name_shared_by_categories_is_a_group_and_must_name_several():
+    assert "PsyEN" in read_kb(KB).category_groups
+    with pytest.raises(KbFormatError, match="PES et"):
+        parse_kb(_broken("| PsyEN | PsyEN,", "| PES et | PsyEN,"))

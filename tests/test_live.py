@@ -87,3 +87,14 @@ def test_the_academie_is_read_from_a_professional_address(live_bot):
         )
     )
     assert "messagerie.ac-toulouse.fr" in reply
+
+
+def test_a_departement_number_leads_to_its_academie_webmail(live_bot):
+    reply = texts(live_bot.say("je bosse dans le 93, c'est quoi l'adresse de mon webmail ?", "dep"))
+    assert "webmel.ac-creteil.fr" in reply
+
+
+def test_an_ambiguous_job_name_gets_a_question_back(live_bot):
+    reply = live_bot.say("je suis psy scolaire, je vote à quoi ?", "psy")
+    assert [b["title"] for b in buttons(reply)] == ["PsyEN détaché", "PsyEN intégré"]
+    assert "**6 scrutins**" in texts(live_bot.say(buttons(reply)[0]["payload"], "psy"))

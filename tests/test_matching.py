@@ -31,6 +31,17 @@ MATCHER = EntityMatcher.from_kb(read_kb(KB))
         ("le comité technique ministériel", "scrutin", "CTM"),
         ("qui vote à la CCP AESH", "scrutin", "CCP non tit (AESH)"),
         ("c'est quoi la CAPN", "scrutin", "CAPN"),
+        ("je bosse dans le 93", "academie", "Créteil"),
+        ("webmail du 13", "academie", "Aix-Marseille"),
+        ("je suis dans le 974", "academie", "Réunion"),
+        ("dans le 2B", "academie", "Corse"),
+        ("93", "academie", "Créteil"),
+        ("messagerie seine saint denis", "academie", "Créteil"),
+        ("je suis en Creuse", "academie", "Limoges"),
+        ("webmail Finistère", "academie", "Rennes"),
+        ("Haute-Savoie", "academie", "Grenoble"),
+        ("j'enseigne dans l'Eure", "academie", "Rouen"),
+        ("je travaille dans le Calvados", "academie", "Caen"),
     ],
 )
 def test_names_are_found_whatever_the_spelling(text, entity, value):
@@ -51,7 +62,19 @@ def test_the_longest_name_wins():
     assert [(m.entity, m.value) for m in found] == [("categorie", "Directeur adjoint de SEGPA")]
 
 
-@pytest.mark.parametrize("text", ["bonjour", "je veux voter", "mot de passe oublié", "pendant"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bonjour",
+        "je veux voter",
+        "mot de passe oublié",
+        "pendant",
+        "le vote ouvre le 29",  # a date, not the Finistère
+        "cher collègue",  # not the Cher
+        "la somme de 3 fois",  # not the Somme
+        "il faut que je vienne",  # not the Vienne
+    ],
+)
 def test_ordinary_words_are_not_names(text):
     assert MATCHER.find(text) == []
 

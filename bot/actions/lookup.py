@@ -75,6 +75,14 @@ class ActionWhoVotes(KnowledgeAction):
 def send_eligibility(
     knowledge: Knowledge, dispatcher: CollectingDispatcher, category: str
 ) -> list[dict[str, Any]]:
+    named = knowledge.categories_named(category)
+    if len(named) > 1:
+        dispatcher.utter_message(
+            text=f"« {category} » recouvre plusieurs situations qui ne votent pas aux mêmes "
+            "scrutins. Laquelle est la vôtre ? (Votre profil électeur l'indique.)",
+            buttons=[wording.entity_button(name, "categorie", name) for name in named],
+        )
+        return []
     scrutins = knowledge.eligibility_for(category)
     if scrutins is None:
         dispatcher.utter_message(response="utter_default")

@@ -39,12 +39,19 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Departement:
+    number: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Academie:
     name: str
     webmail_host: str
     password_recovery: str
     domain: str
     aliases: tuple[str, ...] = ()
+    departements: tuple[Departement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class KnowledgeBase:
     scrutins: list[Scrutin] = field(default_factory=list)
     categories: list[Category] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
+    # Names shared by several categories ("PsyEN" -> détaché or intégré): name -> aliases
+    category_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _sections(text: str, level: int) -> dict[str, str]:
@@ -168,19 +177,52 @@ def _parse_calendar(body: str) -> tuple[str, list[Event]]:
 
 def _parse_academies(sections: dict[str, str]) -> list[Academie]:
     body = _section(sections, "Messageries professionnelles des académies")
-    aliases = _aliases(_sections(body, 3).get("Autres noms des académies", ""), "Autres noms")
+    subsections = _sections(body, 3)
+    aliases = _aliases(subsections.get("Autres noms des académies", ""), "Autres noms")
+    departements = _parse_departements(subsections.get("Départements", ""))
     academies = []
     for name, host, recovery in _first_table(body, "Messageries")[1]:
         domain = ACADEMIE_DOMAIN.search(host)
         if not domain:
             raise KbFormatError(f"Messagerie de {name} : « {host} » n'est pas un hôte ac-….fr.")
-        academies.append(Academie(name, host, recovery, domain.group(1), aliases.pop(name, ())))
+        academies.append(
+            Academie(
+                name,
+                host,
+                recovery,
+                domain.group(1),
+                aliases.pop(name, ()),
+                tuple(departements.pop(name, ())),
+            )
+        )
     if aliases:
         raise KbFormatError(f"Autres noms pour des académies inconnues : {sorted(aliases)}.")
+    if departements:
+        raise KbFormatError(f"Départements d'académies inconnues : {sorted(departements)}.")
     return academies
 
 
-def _parse_eligibility(sections: dict[str, str], scrutins: list[Scrutin]) -> list[Category]:
+def _parse_departements(body: str) -> dict[str, list[Departement]]:
+    by_academie: dict[str, list[Departement]] = {}
+    seen: set[str] = set()
+    for number, name, academie in _first_table(body, "Départements")[1]:
+        if not re.fullmatch(r"\d{2,3}|2[AB]", number) or number in seen:
+            raise KbFormatError(f"Départements : numéro « {number} » invalide ou en double.")
+        seen.add(number)
+        by_academie.setdefault(academie, []).append(Departement(number, name))
+    return by_academie
+
+
+def categories_named(name: str, categories: list[str]) -> list[str]:
+    """The categories a name designates: itself, or all those it begins ("PsyEN")."""
+    if name in categories:
+        return [name]
+    return [c for c in categories if c.casefold().startswith(name.casefold() + " ")]
+
+
+def _parse_eligibility(
+    sections: dict[str, str], scrutins: list[Scrutin]
+) -> tuple[list[Category], dict[str, tuple[str, ...]]]:
     body = _section(sections, "Qui vote où ?")
     aliases = _aliases(_sections(body, 3).get("Autres noms des catégories de personnel", ""), "")
     header, rows = _first_table(body, "Qui vote où ?")
@@ -200,9 +242,10 @@ def _parse_eligibility(sections: dict[str, str], scrutins: list[Scrutin]) -> lis
                 f"Qui vote où : « {name} » a {len(voted)} X mais annonce {declared} scrutins."
             )
         categories.append(Category(name, voted, aliases.pop(name, ())))
-    if aliases:
-        raise KbFormatError(f"Autres noms pour des catégories inconnues : {sorted(aliases)}.")
-    return categories
+    for group in aliases:
+        if len(categories_named(group, [c.name for c in categories])) < 2:
+            raise KbFormatError(f"Autres noms pour une catégorie inconnue : « {group} ».")
+    return categories, aliases
 
 
 LIST_ITEM = re.compile(r"^(?:[-*] |\d+\. )")
@@ -259,13 +302,15 @@ def parse_kb(text: str) -> KnowledgeBase:
     _, scrutin_rows = _first_table(_section(sections, "Scrutins"), "Scrutins")
     rules = [Rule(*row) for row in rule_rows]
     scrutins = [Scrutin(*row) for row in scrutin_rows]
+    categories, category_groups = _parse_eligibility(sections, scrutins)
     kb = KnowledgeBase(
         timezone=timezone,
         events=events,
         rules=rules,
         academies=_parse_academies(sections),
         scrutins=scrutins,
-        categories=_parse_eligibility(sections, scrutins),
+        categories=categories,
+        category_groups=category_groups,
         answers=_parse_answers(_section(sections, "Réponses")),
     )
     _check_placeholders(kb)

@@ -56,8 +56,10 @@ class EntityMatcher:
         categories: dict[str, list[str]],
         scrutins: dict[str, list[str]],
         domains: dict[str, str],
+        departements: dict[tuple[str, str], str] | None = None,
     ) -> None:
         self._domains = {d.lower(): name for d, name in domains.items()}
+        self._departements = _departement_patterns(departements or {}, set(academies))
         self._exact: list[tuple[str, str, str]] = []  # (folded alias, entity, value)
         for entity, names in (
             ("academie", academies),
@@ -80,9 +82,13 @@ class EntityMatcher:
     def from_kb(cls, kb: KnowledgeBase) -> EntityMatcher:
         return cls(
             academies={a.name: list(a.aliases) for a in kb.academies},
-            categories={c.name: list(c.aliases) for c in kb.categories},
+            categories={
+                **{c.name: list(c.aliases) for c in kb.categories},
+                **{name: list(aliases) for name, aliases in kb.category_groups.items()},
+            },
             scrutins=scrutin_aliases({s.code: s.title for s in kb.scrutins}),
             domains={a.domain: a.name for a in kb.academies},
+            departements={(d.number, d.name): a.name for a in kb.academies for d in a.departements},
         )
 
     def find(self, text: str) -> list[Match]:
@@ -107,6 +113,10 @@ class EntityMatcher:
         for pattern, entity, value in self._patterns:
             for match in pattern.finditer(folded):
                 claim(match.start(), match.end(), entity, value)
+        for pattern, value in self._departements:
+            for match in pattern.finditer(folded):
+                group = "name" if match.group("name") else "alone"
+                claim(match.start(group), match.end(group), "academie", value)
         for word in re.finditer(r"[a-z0-9]+", folded):
             if len(word.group()) < FUZZY_MIN_LENGTH or any(taken[word.start() : word.end()]):
                 continue
@@ -118,6 +128,44 @@ class EntityMatcher:
     def first(self, text: str, entity: str) -> str | None:
         """Canonical value of the first `entity` named in `text`, if any."""
         return next((m.value for m in self.find(text) if m.entity == entity), None)
+
+
+# A département named by one word ("Cher", "Somme", "Vienne") or by its number ("93") is only
+# taken as such after one of these words, or alone in the message: both are ordinary words.
+DEPARTEMENT_CONTEXT = (
+    r"(?:dans(?: +(?:le|la|l|les))?|en|du|de +la|de +l|des|au|aux"
+    r"|departement(?: +(?:de|du|de +la|de +l|des))?|dept|dpt|dep|webmail|webmel|messagerie)"
+)
+
+
+def _departement_patterns(
+    departements: dict[tuple[str, str], str], academies: set[str]
+) -> list[tuple[re.Pattern[str], str]]:
+    """Patterns (group `name` or `alone`) for département names and numbers, longest first."""
+    academie_keys = {fold_key(a) for a in academies}
+    patterns: list[tuple[int, re.Pattern[str], str]] = []
+    for (number, name), academie in departements.items():
+        key = fold_key(name)
+        if key not in academie_keys:  # "Paris", "Guadeloupe" are already académie names
+            patterns.append((len(key), _departement_name_pattern(key), academie))
+        number_pattern = (
+            rf"(?<![a-z0-9])(?:dans le|du|departement|dept|dpt|dep) +(?P<name>{number.lower()})"
+            rf"(?![a-z0-9])|^ *(?:le +)?(?P<alone>{number.lower()}) *$"
+        )
+        patterns.append((0, re.compile(number_pattern), academie))
+    patterns.sort(key=lambda item: -item[0])
+    return [(pattern, academie) for _, pattern, academie in patterns]
+
+
+def _departement_name_pattern(key: str) -> re.Pattern[str]:
+    words = key.split()
+    if len(words) > 1:  # "seine saint denis": distinctive anywhere
+        body = " +".join(re.escape(w) for w in words)
+        return re.compile(rf"(?<![a-z0-9])(?P<name>{body})(?![a-z0-9])(?P<alone>)")
+    return re.compile(
+        rf"(?<![a-z0-9]){DEPARTEMENT_CONTEXT} +(?P<name>{re.escape(key)})(?![a-z0-9])"
+        rf"|^ *(?P<alone>{re.escape(key)}) *$"
+    )
 
 
 def _pattern(key: str) -> re.Pattern[str]:

@@ -55,6 +55,9 @@ class Academie(Base):
     recuperation_mdp = Column(Text, nullable=False)
     domaine = Column(String(64), unique=True, nullable=False)
     alias = relationship("AcademieAlias", cascade="all, delete-orphan", order_by="AcademieAlias.id")
+    departements = relationship(
+        "Departement", cascade="all, delete-orphan", order_by="Departement.id"
+    )
 
 
 class AcademieAlias(Base):
@@ -62,6 +65,14 @@ class AcademieAlias(Base):
     id = Column(Integer, primary_key=True)
     academie_id = Column(ForeignKey("academie.id", ondelete="CASCADE"), nullable=False)
     nom = Column(String(128), nullable=False)
+
+
+class Departement(Base):
+    __tablename__ = "departement"
+    id = Column(Integer, primary_key=True)
+    academie_id = Column(ForeignKey("academie.id", ondelete="CASCADE"), nullable=False)
+    numero = Column(String(3), unique=True, nullable=False)
+    nom = Column(String(64), nullable=False)
 
 
 class Scrutin(Base):
@@ -87,6 +98,15 @@ class Categorie(Base):
     alias = relationship(
         "CategorieAlias", cascade="all, delete-orphan", order_by="CategorieAlias.id"
     )
+
+
+class GroupeCategories(Base):
+    """A name shared by several categories ("PsyEN"), with its other spellings."""
+
+    __tablename__ = "groupe_categories"
+    id = Column(Integer, primary_key=True)
+    nom = Column(String(128), unique=True, nullable=False)
+    alias = Column(Text, nullable=False)  # comma-separated
 
 
 class CategorieAlias(Base):

@@ -18,6 +18,7 @@ from bot import config
 from bot.knowledge import kb_file, models
 from bot.knowledge.french import french_date
 from bot.knowledge.matching import EntityMatcher, scrutin_aliases, scrutins_named
+from bot.knowledge.search import AnswerSearch, Hit
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ def _insert(session: Session, kb: kb_file.KnowledgeBase, digest: str) -> None:
                 recuperation_mdp=a.password_recovery,
                 domaine=a.domain,
                 alias=[models.AcademieAlias(nom=alias) for alias in a.aliases],
+                departements=[
+                    models.Departement(numero=d.number, nom=d.name) for d in a.departements
+                ],
             )
         )
     scrutins = {}
@@ -94,6 +98,8 @@ def _insert(session: Session, kb: kb_file.KnowledgeBase, digest: str) -> None:
                 alias=[models.CategorieAlias(nom=alias) for alias in c.aliases],
             )
         )
+    for name, aliases in kb.category_groups.items():
+        session.add(models.GroupeCategories(nom=name, alias=", ".join(aliases)))
     for rank, answer in enumerate(kb.answers):
         session.add(
             models.Reponse(
@@ -157,6 +163,7 @@ class Knowledge:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._search: AnswerSearch | None = None
 
     @property
     def timezone(self) -> str:
@@ -194,6 +201,16 @@ class Knowledge:
             )
             return [(key, title) for key, title in rows]
 
+    def search_answers(self, question: str, limit: int = 3) -> list[Hit]:
+        """Answers ranked by textual similarity to `question` (built once per process)."""
+        if self._search is None:
+            with Session(self._engine, future=True) as session:
+                rows = session.scalars(select(models.Reponse).order_by(models.Reponse.rang))
+                self._search = AnswerSearch(
+                    [(r.cle, r.titre, self._fill(session, r.gabarit)) for r in rows]
+                )
+        return self._search.rank(question, limit)
+
     def academie(self, name: str) -> AcademieInfo | None:
         with Session(self._engine, future=True) as session:
             row = session.scalars(select(models.Academie).filter_by(nom=name)).first()
@@ -209,6 +226,10 @@ class Knowledge:
             return list(
                 session.scalars(select(models.Categorie.nom).order_by(models.Categorie.rang))
             )
+
+    def categories_named(self, name: str) -> list[str]:
+        """The categories a name designates ("PsyEN": both PsyEN categories)."""
+        return kb_file.categories_named(name, self.categories())
 
     def eligibility_for(self, category: str) -> list[ScrutinInfo] | None:
         """The scrutins a staff category votes in (None for an unknown category)."""
@@ -228,14 +249,19 @@ class Knowledge:
         with Session(self._engine, future=True) as session:
             academies = list(session.scalars(select(models.Academie)))
             categories = list(session.scalars(select(models.Categorie)))
+            groups = list(session.scalars(select(models.GroupeCategories)))
             titles = dict(
                 session.execute(select(models.Scrutin.sigle, models.Scrutin.intitule)).all()
             )
             return EntityMatcher(
                 academies={a.nom: [x.nom for x in a.alias] for a in academies},
-                categories={c.nom: [x.nom for x in c.alias] for c in categories},
+                categories={
+                    **{c.nom: [x.nom for x in c.alias] for c in categories},
+                    **{g.nom: g.alias.split(", ") for g in groups},
+                },
                 scrutins=scrutin_aliases(titles),
                 domains={a.domaine: a.nom for a in academies},
+                departements={(d.numero, d.nom): a.nom for a in academies for d in a.departements},
             )
 
     def _fill(self, session: Session, template: str) -> str:
