@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot import config
 from bot.knowledge import kb_file, models
 from bot.knowledge.french import french_date
-from bot.knowledge.matching import EntityMatcher, scrutin_aliases, scrutins_named
+from bot.knowledge.matching import scrutins_named
 from bot.knowledge.search import AnswerSearch, Hit
 
 logger = logging.getLogger(__name__)
@@ -174,11 +174,6 @@ class Knowledge:
         with Session(self._engine, future=True) as session:
             return session.scalars(select(models.Regle.valeur).filter_by(cle=key)).one()
 
-    def period(self, key: str) -> Period:
-        with Session(self._engine, future=True) as session:
-            row = session.scalars(select(models.Evenement).filter_by(cle=key)).one()
-            return _period(row)
-
     def answer(self, key: str) -> AnswerText | None:
         """The knowledge base answer `key`, its placeholders filled in."""
         with Session(self._engine, future=True) as session:
@@ -243,26 +238,6 @@ class Knowledge:
             rows = list(session.scalars(select(models.Scrutin).order_by(models.Scrutin.rang)))
             codes = scrutins_named(name, [s.sigle for s in rows])
             return [_scrutin(s) for s in rows if s.sigle in codes]
-
-    def matcher(self) -> EntityMatcher:
-        """An entity matcher built from the names this database holds."""
-        with Session(self._engine, future=True) as session:
-            academies = list(session.scalars(select(models.Academie)))
-            categories = list(session.scalars(select(models.Categorie)))
-            groups = list(session.scalars(select(models.GroupeCategories)))
-            titles = dict(
-                session.execute(select(models.Scrutin.sigle, models.Scrutin.intitule)).all()
-            )
-            return EntityMatcher(
-                academies={a.nom: [x.nom for x in a.alias] for a in academies},
-                categories={
-                    **{c.nom: [x.nom for x in c.alias] for c in categories},
-                    **{g.nom: g.alias.split(", ") for g in groups},
-                },
-                scrutins=scrutin_aliases(titles),
-                domains={a.domaine: a.nom for a in academies},
-                departements={(d.numero, d.nom): a.nom for a in academies for d in a.departements},
-            )
 
     def _fill(self, session: Session, template: str) -> str:
         rules = dict(session.execute(select(models.Regle.cle, models.Regle.valeur)).all())
