@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,6 +23,18 @@ from bot.training import ensure_model
 
 HELDOUT = REPO_ROOT / "tests" / "nlu" / "heldout.yml"
 RESULTS = REPO_ROOT / "bench" / "results"
+REPORT = REPO_ROOT / "bench" / "report"
+OUT_OF_SCOPE = "out_of_scope"
+NOT_ANSWERED = {OUT_OF_SCOPE, "nlu_fallback"}
+# The targets of issue #3, checked in the report.
+TARGETS = {
+    "intent_accuracy": (0.97, "held-out intent accuracy"),
+    "intent_macro_f1": (0.95, "held-out intent macro-F1"),
+    "out_of_scope_recall": (0.90, "out-of-scope recall"),
+    "in_scope_precision": (0.97, "in-scope precision (answered messages that were in scope)"),
+    "entity_f1_academie": (0.95, "académie entity F1"),
+    "entity_f1_categorie": (0.95, "staff-category entity F1"),
+}
 RASA = str(Path(sys.executable).parent / "rasa")
 
 # A realistic mix of questions, sent round-robin by several simulated voters.
@@ -44,28 +57,29 @@ QUESTIONS = (
 
 def heldout_quality(model: Path, out: Path) -> dict[str, float]:
     subprocess.run(
-        [RASA, "test", "nlu", "--model", str(model), "--nlu", str(HELDOUT), "--out", str(out)],
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
+        [RASA, "test", "nlu", "--model", str(model), "--nlu", str(HELDOUT), "--out", str(out),
+         "--successes"],
+        cwd=REPO_ROOT, check=True, capture_output=True,
         env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
-    )
+    )  # fmt: skip
     report = json.loads((out / "intent_report.json").read_text())
     errors = json.loads((out / "intent_errors.json").read_text())
-    support = {
-        k: v["support"] for k, v in report.items() if isinstance(v, dict) and not k.endswith("avg")
-    }
-    in_scope = sum(n for k, n in support.items() if k != "out_of_scope")
-    in_scope_errors = sum(1 for e in errors if e["intent"] != "out_of_scope")
+    successes = json.loads((out / "intent_successes.json").read_text())
+    predictions = [(e["intent"], e["intent_prediction"]["name"]) for e in errors + successes]
+    in_scope = [(truth, guess) for truth, guess in predictions if truth != OUT_OF_SCOPE]
+    # "Answered": the assistant gave an in-scope answer (not "out of scope", not a clarification).
+    answered = [(truth, guess) for truth, guess in predictions if guess not in NOT_ANSWERED]
     confident = [e for e in errors if e["intent_prediction"]["confidence"] >= 0.5]
-    oos = report.get("out_of_scope", {})
+    oos = report.get(OUT_OF_SCOPE, {})
     figures = {
-        "heldout_messages": sum(support.values()),
+        "heldout_messages": len(predictions),
         "intent_accuracy": report["accuracy"],
         "intent_macro_f1": report["macro avg"]["f1-score"],
         "out_of_scope_recall": oos.get("recall", 0.0),
         "out_of_scope_precision": oos.get("precision", 0.0),
-        "in_scope_accuracy": 1 - in_scope_errors / max(in_scope, 1),
+        "in_scope_precision": _share(answered, lambda truth, guess: truth != OUT_OF_SCOPE),
+        "answer_precision": _share(answered, lambda truth, guess: truth == guess),
+        "in_scope_accuracy": _share(in_scope, lambda truth, guess: truth == guess),
         "confident_errors": len(confident),
     }
     entities = out / "KnowledgeBaseEntityExtractor_report.json"
@@ -77,12 +91,81 @@ def heldout_quality(model: Path, out: Path) -> dict[str, float]:
     return figures
 
 
+def _share(pairs: list[tuple[str, str]], good) -> float:
+    return sum(1 for pair in pairs if good(*pair)) / max(len(pairs), 1)
+
+
+def write_report(figures: dict, heldout: Path, target: Path) -> None:
+    """bench/report/: the targets, per-intent figures, the confusion matrix and every error."""
+    target.mkdir(parents=True, exist_ok=True)
+    report = json.loads((heldout / "intent_report.json").read_text())
+    errors = json.loads((heldout / "intent_errors.json").read_text())
+    picture = heldout / "intent_confusion_matrix.png"
+    if picture.exists():
+        shutil.copy(picture, target / "intent_confusion_matrix.png")
+    lines = [
+        "# Held-out evaluation of the NLU",
+        "",
+        f"Model `{figures['model']}`, {figures['heldout_messages']} held-out messages "
+        "(`tests/nlu/heldout.yml`, never used for training). Written by `./scripts/benchmark`.",
+        "",
+        "## Targets",
+        "",
+        "| figure | value | target | |",
+        "|---|---|---|---|",
+    ]
+    for key, (threshold, label) in TARGETS.items():
+        value = figures.get(key)
+        if value is None:
+            continue
+        mark = "ok" if value >= threshold else "**not met**"
+        lines.append(f"| {label} | {value:.3f} | >= {threshold} | {mark} |")
+    margin = figures["intent_accuracy"] - figures["baseline_tfidf_logreg_accuracy"]
+    lines += [
+        "",
+        f"Baseline (TF-IDF + logistic regression, same training data, same run): accuracy "
+        f"{figures['baseline_tfidf_logreg_accuracy']:.3f}, macro-F1 "
+        f"{figures['baseline_tfidf_logreg_macro_f1']:.3f}; the assistant's margin: "
+        f"{margin:+.3f} accuracy.",
+        "",
+        "## Per intent",
+        "",
+        "| intent | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for intent, row in sorted(report.items()):
+        if isinstance(row, dict) and "support" in row and not intent.endswith("avg"):
+            lines.append(
+                f"| {intent} | {row['precision']:.3f} | {row['recall']:.3f} | "
+                f"{row['f1-score']:.3f} | {row['support']} |"
+            )
+    lines += [
+        "",
+        "## Confusion matrix",
+        "",
+        "![intent confusion matrix](intent_confusion_matrix.png)",
+        "",
+        f"## Errors ({len(errors)})",
+        "",
+        "| message | expected | predicted | confidence |",
+        "|---|---|---|---|",
+    ]
+    for error in sorted(errors, key=lambda e: (e["intent"], e["text"])):
+        text = error["text"].replace("|", "\\|").replace("\n", " ")
+        guess = error["intent_prediction"]
+        lines.append(
+            f"| {text} | {error['intent']} | {guess['name']} | {guess['confidence']:.2f} |"
+        )
+    (target / "README.md").write_text("\n".join(lines) + "\n")
+
+
 def _examples(path: Path) -> tuple[list[str], list[str]]:
-    from rasa.shared.nlu.training_data.loading import load_data
+    """(texts, intents) of the NLU examples in a file or a folder (stories and rules skipped)."""
+    from rasa.shared.importers.importer import TrainingDataImporter
 
     from bot.nlu.components import normalise
 
-    data = load_data(str(path))
+    data = TrainingDataImporter.load_from_dict(training_data_paths=[str(path)]).get_nlu_data()
     return [normalise(m.get("text")) for m in data.intent_examples], [
         m.get("intent") for m in data.intent_examples
     ]
@@ -95,7 +178,7 @@ def baseline(train: Path = REPO_ROOT / "data") -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.pipeline import make_pipeline, make_union
 
-    texts, intents = _examples(train / "nlu.yml")
+    texts, intents = _examples(train)
     test_texts, test_intents = _examples(HELDOUT)
     model = make_pipeline(
         make_union(
@@ -130,7 +213,7 @@ def cross_validation(folds: int, out: Path) -> dict[str, float]:
 def latency(model: Path, messages: int, voters: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        stack = LocalStack(work, model, {"BOT_DATABASE_URL": f"sqlite:///{work / 'bot.db'}"})
+        stack = LocalStack(work, model)
         started = time.monotonic()
         stack.start()
         startup = time.monotonic() - started
@@ -177,13 +260,16 @@ def main() -> int:
     figures.update(baseline())
     if args.cross_validation:
         figures.update(cross_validation(args.cross_validation, RESULTS / "cross-validation"))
+    write_report(figures, RESULTS / "heldout", REPORT)
     figures.update(latency(model, args.messages, args.voters))
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         shown = f"{value:.3f}" if isinstance(value, float) else value
         print(f"{key:<{width}}  {shown}")
-    print(f"details: {RESULTS.relative_to(REPO_ROOT)}/ (confusion matrix, errors per message)")
+    print(
+        f"report: {REPORT.relative_to(REPO_ROOT)}/README.md (per intent, confusion matrix, errors)"
+    )
     return 0
 
 

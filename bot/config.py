@@ -27,3 +27,23 @@ def pinned_now() -> str | None:
 def rasa_url() -> str:
     """Where the gateway reaches the Rasa server (`RASA_URL`)."""
     return os.environ.get("RASA_URL", "http://127.0.0.1:5005")
+
+
+def vault_key() -> bytes:
+    """Fernet key of the personal-data vault (`BOT_VAULT_KEY`), shared by gateway and actions.
+
+    `./scripts/run` makes a fresh one at each start when it is not set: the vault only holds
+    values for a few minutes, so losing them at a restart costs a question asked again.
+    """
+    key = os.environ.get("BOT_VAULT_KEY", "")
+    if not key:
+        raise RuntimeError(
+            "BOT_VAULT_KEY n'est pas défini : générez une clé avec `python -c 'from "
+            "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+        )
+    return key.encode()
+
+
+def vault_ttl_seconds() -> int:
+    """How long a personal value typed by a voter is kept (`BOT_VAULT_TTL_SECONDS`, 15 min)."""
+    return int(os.environ.get("BOT_VAULT_TTL_SECONDS", "900"))

@@ -1,4 +1,5 @@
-"""Start the Rasa server and the action server on free loopback ports (tests, benchmarks)."""
+"""Start the whole assistant on free loopback ports (tests, benchmarks): the simulated portal,
+the action server, the Rasa server and the gateway, each in its own process."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 
 from bot.config import REPO_ROOT
 
@@ -37,23 +39,50 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
 
 
 class LocalStack:
-    """A Rasa server (REST channel) and its action server, each in its own process."""
+    """Portal, actions, Rasa (REST channel) and gateway; `say` talks to Rasa directly (already
+    redacted text), `chat` talks to the gateway as a browser would (one cookie per voter)."""
 
-    def __init__(self, workdir: Path, model: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        model: Path,
+        env: dict[str, str] | None = None,
+        tracker_db: bool = False,
+    ) -> None:
         self.model = model
+        self.tracker_db = workdir / "tracker.db" if tracker_db else None
         self.workdir = workdir
         self.action_port, self.rasa_port = free_port(), free_port()
+        self.portal_port, self.gateway_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.rasa_port}"
-        self.env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", **(env or {})}
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        self.portal_url = f"http://127.0.0.1:{self.portal_port}"
+        self.env = {
+            **os.environ,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "BOT_DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}",
+            "BOT_VAULT_KEY": Fernet.generate_key().decode(),
+            "PORTAL_DATABASE_URL": f"sqlite:///{workdir / 'portal.db'}",
+            "PORTAL_TOKEN": "local-stack-portal-token",
+            "PORTAL_URL": self.portal_url,
+            "RASA_URL": self.url,
+            **(env or {}),
+        }
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self._http = requests.Session()
+        self._voters: dict[str, requests.Session] = {}
 
     def start(self) -> LocalStack:
         endpoints = self.workdir / "endpoints.yml"
-        endpoints.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
+        config = f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
+        if self.tracker_db:  # conversations persisted in a SQLite file (default: in memory)
+            config += f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{self.tracker_db}"\n'
+        endpoints.write_text(config)
+        self._spawn(
+            "portal",
+            [sys.executable, "-m", "bot.portal", "serve", "--port", str(self.portal_port)],
         )
         self._spawn(
             "actions", [sys.executable, "-m", "bot.actions"], ACTION_PORT=str(self.action_port)
@@ -66,8 +95,14 @@ class LocalStack:
                 "--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml"),
             ],
         )  # fmt: skip
+        self._spawn(
+            "gateway",
+            [sys.executable, "-m", "bot.gateway.app", "--port", str(self.gateway_port)],
+        )
+        wait_for(f"{self.portal_url}/health", self.processes["portal"])
         wait_for(f"http://127.0.0.1:{self.action_port}/health", self.processes["actions"])
         wait_for(f"{self.url}/", self.processes["rasa"])
+        wait_for(f"{self.gateway_url}/health", self.processes["gateway"])
         return self
 
     def _spawn(self, name: str, argv: list[str], **env: str) -> None:
@@ -86,11 +121,35 @@ class LocalStack:
         reply.raise_for_status()
         return reply.json()
 
+    def chat(self, text: str, voter: str = "voter") -> list[dict]:
+        """Send one message through the gateway, as the browser of `voter`; the bot's messages."""
+        session = self._voters.setdefault(voter, requests.Session())
+        reply = session.post(f"{self.gateway_url}/api/chat", json={"message": text}, timeout=30)
+        reply.raise_for_status()
+        return reply.json()["messages"]
+
+    def portal_outbox(self) -> list[dict]:
+        """What the simulated portal would have sent (SMS and e-mails)."""
+        reply = self._http.get(
+            f"{self.portal_url}/api/v1/outbox",
+            headers={"Authorization": f"Bearer {self.env['PORTAL_TOKEN']}"},
+            timeout=10,
+        )
+        reply.raise_for_status()
+        return reply.json()["messages"]
+
     def peak_memory_mb(self, name: str = "rasa") -> float:
         """Peak resident memory (VmHWM) of one of the processes, in MB."""
         status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
         line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
         return int(line.split()[1]) / 1024
+
+    def tracker_text(self) -> str:
+        """The raw bytes of the tracker store file, as text (empty when conversations are in
+        memory)."""
+        if self.tracker_db is None or not self.tracker_db.exists():
+            return ""
+        return self.tracker_db.read_bytes().decode("utf-8", errors="replace")
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs.glob("*.log"))

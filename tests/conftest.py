@@ -25,12 +25,14 @@ def knowledge(tmp_path: Path) -> Knowledge:
 
 @pytest.fixture(scope="session")
 def live_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """Rasa + actions on loopback, the clock pinned during the vote (30 Nov 2018, noon)."""
+    """The whole assistant on loopback (portal, actions, Rasa with a SQLite tracker store, gateway),
+    the clock pinned during the vote (30 Nov 2018, noon)."""
     workdir = tmp_path_factory.mktemp("live")
     bot = LocalStack(
         workdir,
         ensure_model(),
-        {"BOT_DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}", "BOT_NOW": "2018-11-30T12:00"},
+        {"BOT_NOW": "2018-11-30T12:00"},
+        tracker_db=True,
     )
     try:
         yield bot.start()

@@ -22,6 +22,7 @@ FAQ_INTENTS = [
     "create_password", "password_rules", "access_voter_space", "voter_space_features",
     "creation_email_not_received", "lost_voter_password", "lost_voter_id", "what_is_scrutin",
     "voting_dates", "how_to_vote", "contest", "candidate_lists", "electoral_lists", "results",
+    "what_is_numen",
 ]  # fmt: skip
 
 

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 from collections.abc import Awaitable, Callable
 
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography.fernet import Fernet
 
 from bot.gateway.app import MAX_MESSAGE_CHARS, create_app, sender_id
+from bot.knowledge.store import make_engine
 from bot.local_stack import free_port
+from bot.personal_data.vault import Vault
 
 Scenario = Callable[[TestClient], Awaitable[None]]
 
 
 def with_gateway(rasa_url: str, scenario: Scenario) -> None:
     async def main() -> None:
-        async with TestClient(TestServer(create_app(rasa_url))) as client:
-            await scenario(client)
+        with tempfile.TemporaryDirectory() as folder:
+            vault = Vault(make_engine(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
+            async with TestClient(TestServer(create_app(rasa_url, vault=vault))) as client:
+                await scenario(client)
 
     asyncio.run(main())
 

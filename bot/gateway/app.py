@@ -8,6 +8,7 @@ so a client can only ever write into its own conversation.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import logging
@@ -15,12 +16,16 @@ import os
 import secrets
 import unicodedata
 from collections import OrderedDict, deque
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from bot import config
+from bot.knowledge.store import make_engine
+from bot.personal_data.redaction import redact
+from bot.personal_data.vault import Vault
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,11 @@ RASA_TIMEOUT = ClientTimeout(total=15)
 RASA = web.AppKey("rasa_url", str)
 HTTP = web.AppKey("http", ClientSession)
 HISTORY = web.AppKey("history", OrderedDict)
+VAULT = web.AppKey("vault", Vault)
+
+# Sent to Rasa instead of a message that looks like it holds a password: never forwarded.
+PASSWORD_SHARED = "/password_shared"
+PASSWORD_HIDDEN = "(message masqué : il semblait contenir un mot de passe)"
 
 EMPTY = "Votre message est vide : écrivez votre question, par exemple « mot de passe oublié »."
 TOO_LONG = (
@@ -124,10 +134,15 @@ async def chat(request: web.Request) -> web.Response:
     if len(text) > MAX_MESSAGE_CHARS:
         return _error(413, TOO_LONG)
     sender = sender_id(token)
+    # Personal values never reach Rasa (its tracker store and logs keep texts in clear).
+    redacted = redact(text, date.today())
+    if redacted.values:
+        await asyncio.to_thread(request.app[VAULT].put, sender, redacted.values)
+    forwarded = PASSWORD_SHARED if redacted.password else redacted.text
     try:
         async with request.app[HTTP].post(
             f"{request.app[RASA]}/webhooks/rest/webhook",
-            json={"sender": sender, "message": text},
+            json={"sender": sender, "message": forwarded},
         ) as reply:
             if reply.status != 200:
                 logger.warning("rasa answered HTTP %s", reply.status)
@@ -138,7 +153,8 @@ async def chat(request: web.Request) -> web.Response:
         return _error(503, UNAVAILABLE)
     messages = [_bot_message(m) for m in bot_messages if isinstance(m, dict)]
     log = _history(request.app, sender)
-    log.append({"sender": "user", "text": _shown_text(text, log)})
+    shown = PASSWORD_HIDDEN if redacted.password else _shown_text(redacted.text, log)
+    log.append({"sender": "user", "text": shown})
     log.extend({"sender": "bot", **m} for m in messages)
     return _with_cookie(web.json_response({"messages": messages}), token, new)
 
@@ -173,10 +189,11 @@ async def _http_client(app: web.Application):
         yield
 
 
-def create_app(rasa_url: str | None = None) -> web.Application:
-    """The gateway application; `rasa_url` defaults to `RASA_URL`."""
+def create_app(rasa_url: str | None = None, vault: Vault | None = None) -> web.Application:
+    """The gateway application; `rasa_url` defaults to `RASA_URL`, `vault` to our database's."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[RASA] = (rasa_url or config.rasa_url()).rstrip("/")
+    app[VAULT] = vault or Vault.from_env(make_engine())
     app[HISTORY] = OrderedDict()
     app.cleanup_ctx.append(_http_client)
     app.router.add_get("/", index)

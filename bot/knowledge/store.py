@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot import config
-from bot.knowledge import kb_file, models
+from bot.knowledge import clock, kb_file, models
 from bot.knowledge.french import french_date
 from bot.knowledge.matching import scrutins_named
 from bot.knowledge.search import AnswerSearch, Hit
@@ -187,6 +187,19 @@ class Knowledge:
                     session.scalars(select(models.Evenement).filter_by(cle=row.evenement_cle)).one()
                 )
             return AnswerText(row.cle, row.titre, text, period)
+
+    def period(self, key: str) -> Period | None:
+        """The calendar event `key` of the knowledge base (e.g. "nouvel_identifiant")."""
+        with Session(self._engine, future=True) as session:
+            row = session.scalars(select(models.Evenement).filter_by(cle=key)).first()
+            return None if row is None else _period(row)
+
+    def period_status(self, key: str) -> str:
+        """'before', 'open' or 'closed' for event `key`, by the assistant's clock."""
+        period = self.period(key)
+        if period is None:
+            raise KeyError(key)
+        return period.status(clock.now(self.timezone).replace(tzinfo=None))
 
     def answer_titles(self) -> list[tuple[str, str]]:
         """(key, title) of every answer, in knowledge-base order."""

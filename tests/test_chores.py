@@ -1,0 +1,158 @@
+"""The chore actions on their own: calendar, portal failures, expired values, corrections.
+
+Real SQLite files for the knowledge base and the vault; the portal is reached over real HTTP
+(here a closed port, to prove a portal that does not answer gets a polite message).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.actions.chores import (
+    ActionAskReissueConfirmed,
+    ActionCancelChore,
+    ActionCorrectValue,
+    ActionOfferPasswordReset,
+    ActionOfferVoterIdReissue,
+    ActionSubmitPasswordReset,
+    ActionSubmitVoterIdReissue,
+    ChoreServices,
+)
+from bot.knowledge import Knowledge, make_engine
+from bot.local_stack import free_port
+from bot.personal_data.vault import Vault
+from bot.portal.client import PortalClient
+from tests.actions_helpers import run, said, tracker
+
+
+@pytest.fixture()
+def vault(tmp_path: Path) -> Vault:
+    return Vault(make_engine(f"sqlite:///{tmp_path / 'vault.db'}"), Fernet.generate_key())
+
+
+@pytest.fixture()
+def services(knowledge: Knowledge, vault: Vault) -> ChoreServices:
+    closed = PortalClient(f"http://127.0.0.1:{free_port()}", "token", timeout=1.0)
+    return ChoreServices(knowledge, vault, closed)
+
+
+def slot_events(events: list[dict]) -> dict:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+@pytest.mark.parametrize(
+    ("now", "words", "available"),
+    [
+        ("2018-11-04T12:00", "pas encore ouverte", False),
+        ("2018-11-30T12:00", "uniquement par SMS", True),
+        ("2018-12-06T16:59", "3 fois au plus", True),
+        ("2018-12-06T17:01", "n'est plus possible", False),
+    ],
+)
+def test_the_reissue_follows_the_calendar_of_the_knowledge_base(
+    monkeypatch, services, now, words, available
+):
+    monkeypatch.setenv("BOT_NOW", now)
+    messages, events = run(ActionOfferVoterIdReissue(services), tracker("lost_voter_id"))
+    assert words in said(messages)
+    assert slot_events(events)["chore_available"] is available
+    if available:
+        assert "6 décembre 2018 à 17h (heure de Paris)" in said(messages)
+
+
+def test_the_reset_waits_for_the_voter_space(monkeypatch, services):
+    monkeypatch.setenv("BOT_NOW", "2018-10-01T12:00")
+    messages, events = run(ActionOfferPasswordReset(services), tracker("lost_voter_password"))
+    assert "pas encore ouvert" in said(messages) and "11 octobre 2018" in said(messages)
+    assert slot_events(events)["chore_available"] is False
+    monkeypatch.setenv("BOT_NOW", "2018-11-30T12:00")
+    messages, events = run(ActionOfferPasswordReset(services), tracker("lost_voter_password"))
+    assert "jamais votre mot de passe" in said(messages)
+    assert slot_events(events)["chore_available"] is True
+
+
+def test_a_portal_that_does_not_answer_gets_a_polite_message(monkeypatch, services, vault):
+    monkeypatch.setenv("BOT_NOW", "2018-11-30T12:00")
+    vault.put(
+        "test-user", {"phone": "0612345678", "numen": "01E9501234ABC", "birth_date": "12/03/1980"}
+    )
+    messages, events = run(ActionSubmitVoterIdReissue(services), tracker("affirm", "oui"))
+    assert "ne répond pas" in said(messages) and "assistance" in said(messages)
+    assert slot_events(events)["reissue_phone"] is None
+    assert vault.get("test-user", "numen") is None  # forgotten all the same
+    vault.put("test-user", {"email": "marie.dupont@ac-lyon.fr"})
+    messages, _ = run(ActionSubmitPasswordReset(services), tracker("inform", "x"))
+    assert "ne répond pas" in said(messages)
+
+
+def test_values_that_expired_are_asked_again(services):
+    messages, events = run(ActionSubmitVoterIdReissue(services), tracker("affirm", "oui"))
+    assert "expiré" in said(messages)
+    assert slot_events(events)["reissue_numen"] is None
+
+
+def test_a_conversation_locked_after_mismatches_is_told_when_to_retry(monkeypatch, services):
+    monkeypatch.setenv("BOT_NOW", "2018-11-30T12:00")
+    state = tracker("lost_voter_id", slots={"reissue_locked_until": time.time() + 600})
+    messages, events = run(ActionOfferVoterIdReissue(services), state)
+    assert "suspendues" in said(messages) and "10 minutes" in said(messages)
+    assert slot_events(events)["chore_available"] is False
+
+
+def test_correction_by_button_or_by_words(services):
+    by_button = tracker("correct_value", "/correct_value", entities={"field": "numen"})
+    messages, events = run(ActionCorrectValue(services), by_button)
+    assert "corrigeons le NUMEN" in said(messages)
+    assert slot_events(events) == {"reissue_numen": None, "reissue_confirmed": None}
+    by_words = tracker("correct_value", "je me suis trompée dans ma date de naissance")
+    assert slot_events(run(ActionCorrectValue(services), by_words)[1])["reissue_birth_date"] is None
+    vague = tracker("correct_value", "je veux corriger")
+    messages, events = run(ActionCorrectValue(services), vague)
+    assert "Que faut-il corriger" in said(messages)
+    assert len(messages[0]["buttons"]) == 4
+
+
+def test_the_summary_shows_masked_values_and_no_asks_what_to_correct():
+    summary = tracker(
+        "inform",
+        "DATE_MASQUEE",
+        slots={
+            "reissue_phone": "+33 6 •• •• •• 78",
+            "reissue_numen": "••••••••••ABC",
+            "reissue_birth_date": "••/••/1980",
+        },
+    )
+    messages, _ = run(ActionAskReissueConfirmed(), summary)
+    assert "+33 6 •• •• •• 78" in said(messages) and "••••••••••ABC" in said(messages)
+    assert messages[0]["buttons"][0]["payload"] == "/affirm"
+    messages, _ = run(ActionAskReissueConfirmed(), tracker("deny", "non"))
+    assert "Que faut-il corriger" in said(messages)
+
+
+def test_cancel_forgets_every_value(services, vault):
+    vault.put("test-user", {"phone": "0612345678", "email": "a.b@ac-lyon.fr"})
+    messages, events = run(ActionCancelChore(services), tracker("cancel", "annuler"))
+    assert "rien n'a été envoyé" in said(messages)
+    assert any(e.get("event") == "active_loop" and e.get("name") is None for e in events)
+    assert vault.get("test-user", "phone") is None and vault.get("test-user", "email") is None
+
+
+def test_the_reissue_offer_reads_its_deadline_and_limit_from_the_kb(monkeypatch, tmp_path, vault):
+    from tests.conftest import KB
+    from tests.test_kb_change import knowledge_from
+
+    edited = (
+        KB.read_text(encoding="utf-8")
+        .replace("| 2018-11-05 | 2018-12-06 17:00 |", "| 2018-11-05 | 2018-12-07 18:00 |")
+        .replace("| identifiant_demandes_max | 3 |", "| identifiant_demandes_max | 5 |")
+    )
+    knowledge = knowledge_from(edited, tmp_path)
+    monkeypatch.setenv("BOT_NOW", "2018-12-07T12:00")
+    services = ChoreServices(knowledge, vault, None)
+    text = said(run(ActionOfferVoterIdReissue(services), tracker("lost_voter_id"))[0])
+    assert "7 décembre 2018 à 18h" in text and "5 fois au plus" in text
+    assert "6 décembre" not in text and "3 fois" not in text
