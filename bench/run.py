@@ -44,8 +44,10 @@ QUESTIONS = (
     "webmail Créteil",
     "quand est-ce qu'on vote ?",
     "quelles sont les règles du mot de passe ?",
-    "jai perdu mon identifiant electeur",
+    "jai perdu mon identifiant electeur",  # starts the reissue form...
+    "annuler",  # ...which this voter cancels
     "mdp electeur oublié",
+    "laisse tomber",
     "comment créer mon mot de passe ?",
     "c'est quoi la CAPD ?",
     "je n'ai pas reçu le mail de création",
@@ -165,7 +167,10 @@ def _examples(path: Path) -> tuple[list[str], list[str]]:
 
     from bot.nlu.components import normalise
 
-    data = TrainingDataImporter.load_from_dict(training_data_paths=[str(path)]).get_nlu_data()
+    importer = TrainingDataImporter.load_from_dict(
+        domain_path=str(REPO_ROOT / "domain.yml"), training_data_paths=[str(path)]
+    )
+    data = importer.get_nlu_data()
     return [normalise(m.get("text")) for m in data.intent_examples], [
         m.get("intent") for m in data.intent_examples
     ]

@@ -47,3 +47,10 @@ def vault_key() -> bytes:
 def vault_ttl_seconds() -> int:
     """How long a personal value typed by a voter is kept (`BOT_VAULT_TTL_SECONDS`, 15 min)."""
     return int(os.environ.get("BOT_VAULT_TTL_SECONDS", "900"))
+
+
+def rate_limit() -> tuple[int, int]:
+    """Messages per minute and burst allowed to one sender (`GATEWAY_RATE_PER_MINUTE`,
+    `GATEWAY_RATE_BURST`; default 30 and 10)."""
+    per_minute = int(os.environ.get("GATEWAY_RATE_PER_MINUTE", "30"))
+    return per_minute, int(os.environ.get("GATEWAY_RATE_BURST", "10"))

@@ -66,6 +66,8 @@ class LocalStack:
             "PORTAL_TOKEN": "local-stack-portal-token",
             "PORTAL_URL": self.portal_url,
             "RASA_URL": self.url,
+            "GATEWAY_RATE_PER_MINUTE": "6000",  # tests script conversations faster than people
+            "GATEWAY_RATE_BURST": "1000",
             **(env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}

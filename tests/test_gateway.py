@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
 from bot.gateway.app import MAX_MESSAGE_CHARS, create_app, sender_id
+from bot.gateway.relay import RateLimiter
 from bot.knowledge.store import make_engine
 from bot.local_stack import free_port
 from bot.personal_data.vault import Vault
@@ -104,3 +105,18 @@ def test_each_browser_has_its_own_conversation(live_bot):
         assert sender_id(cookie).startswith("web-") and cookie not in sender_id(cookie)
 
     with_gateway(live_bot.url, scenario)
+
+
+def test_one_sender_sending_too_fast_is_slowed_down_with_a_french_message():
+    limiter = RateLimiter(per_minute=60, burst=3)
+    assert [limiter.allow("a", now=0.0) for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("b", now=0.0)  # another sender is not affected
+    assert limiter.allow("a", now=1.0)  # one message a second comes back
+    assert not limiter.allow("a", now=1.0)
+
+    async def scenario(client: TestClient) -> None:
+        replies = [await client.post("/api/chat", json={"message": "bonjour"}) for _ in range(12)]
+        assert replies[-1].status == 429
+        assert "patientez" in (await replies[-1].json())["error"]
+
+    with_gateway(f"http://127.0.0.1:{free_port()}", scenario)

@@ -8,30 +8,25 @@ so a client can only ever write into its own conversation.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import logging
 import os
 import secrets
-import unicodedata
 from collections import OrderedDict, deque
-from datetime import date
 from pathlib import Path
-from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from bot import config
+from bot.gateway.relay import MAX_MESSAGE_CHARS, TOO_LONG, Refused, Relay
 from bot.knowledge.store import make_engine
-from bot.personal_data.redaction import redact
 from bot.personal_data.vault import Vault
 
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "sid"
-MAX_MESSAGE_CHARS = 2000
 MAX_BODY_BYTES = 16 * 1024
 HISTORY_PER_SESSION = 200
 MAX_SESSIONS = 10_000
@@ -41,27 +36,11 @@ RASA = web.AppKey("rasa_url", str)
 HTTP = web.AppKey("http", ClientSession)
 HISTORY = web.AppKey("history", OrderedDict)
 VAULT = web.AppKey("vault", Vault)
+RELAY = web.AppKey("relay", Relay)
 
-# Sent to Rasa instead of a message that looks like it holds a password: never forwarded.
-PASSWORD_SHARED = "/password_shared"
-PASSWORD_HIDDEN = "(message masqué : il semblait contenir un mot de passe)"
-
-EMPTY = "Votre message est vide : écrivez votre question, par exemple « mot de passe oublié »."
-TOO_LONG = (
-    f"Votre message est trop long ({MAX_MESSAGE_CHARS} caractères au plus) : "
-    "posez votre question en quelques phrases."
-)
 BAD_REQUEST = "Requête illisible : rechargez la page et réessayez."
-UNAVAILABLE = (
-    "L'assistant est momentanément indisponible. Réessayez dans un instant ; si le problème "
-    "persiste, contactez votre assistance académique."
-)
 
-
-def clean_message(text: str) -> str:
-    """Drop control characters (keep line breaks) and surrounding blanks."""
-    kept = (c for c in text if c in "\n\t" or unicodedata.category(c)[0] != "C")
-    return "".join(kept).strip()
+__all__ = ["MAX_MESSAGE_CHARS", "create_app", "sender_id"]
 
 
 def sender_id(session_token: str) -> str:
@@ -128,49 +107,15 @@ async def chat(request: web.Request) -> web.Response:
     text = body.get("message") if isinstance(body, dict) else None
     if not isinstance(text, str):
         return _error(400, BAD_REQUEST)
-    text = clean_message(text)
-    if not text:
-        return _error(400, EMPTY)
-    if len(text) > MAX_MESSAGE_CHARS:
-        return _error(413, TOO_LONG)
     sender = sender_id(token)
-    # Personal values never reach Rasa (its tracker store and logs keep texts in clear).
-    redacted = redact(text, date.today())
-    if redacted.values:
-        await asyncio.to_thread(request.app[VAULT].put, sender, redacted.values)
-    forwarded = PASSWORD_SHARED if redacted.password else redacted.text
     try:
-        async with request.app[HTTP].post(
-            f"{request.app[RASA]}/webhooks/rest/webhook",
-            json={"sender": sender, "message": forwarded},
-        ) as reply:
-            if reply.status != 200:
-                logger.warning("rasa answered HTTP %s", reply.status)
-                return _error(503, UNAVAILABLE)
-            bot_messages = await reply.json()
-    except (ClientError, TimeoutError, json.JSONDecodeError):
-        logger.warning("rasa unreachable at %s", request.app[RASA])
-        return _error(503, UNAVAILABLE)
-    messages = [_bot_message(m) for m in bot_messages if isinstance(m, dict)]
+        exchange = await request.app[RELAY].send(sender, text)
+    except Refused as refused:
+        return _with_cookie(_error(refused.status, refused.message), token, new)
     log = _history(request.app, sender)
-    shown = PASSWORD_HIDDEN if redacted.password else _shown_text(redacted.text, log)
-    log.append({"sender": "user", "text": shown})
-    log.extend({"sender": "bot", **m} for m in messages)
-    return _with_cookie(web.json_response({"messages": messages}), token, new)
-
-
-def _bot_message(message: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(message.get("text"), str):
-        out["text"] = message["text"]
-    buttons = message.get("buttons")
-    if isinstance(buttons, list):
-        out["buttons"] = [
-            {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
-            for b in buttons
-            if isinstance(b, dict)
-        ]
-    return out
+    log.append({"sender": "user", "text": _shown_text(exchange.shown_text, log)})
+    log.extend({"sender": "bot", **m} for m in exchange.messages)
+    return _with_cookie(web.json_response({"messages": exchange.messages}), token, new)
 
 
 def _shown_text(text: str, earlier: deque) -> str:
@@ -186,6 +131,7 @@ def _shown_text(text: str, earlier: deque) -> str:
 async def _http_client(app: web.Application):
     async with ClientSession(timeout=RASA_TIMEOUT) as session:
         app[HTTP] = session
+        app[RELAY] = Relay(app[RASA], session, app[VAULT])
         yield
 
 
