@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from bot import config
+from bot.gateway.keys import HISTORY, HTTP, RASA, RELAY, VAULT
 from bot.gateway.relay import MAX_MESSAGE_CHARS, TOO_LONG, Refused, Relay
 from bot.knowledge.store import make_engine
 from bot.personal_data.vault import Vault
@@ -32,11 +33,6 @@ HISTORY_PER_SESSION = 200
 MAX_SESSIONS = 10_000
 RASA_TIMEOUT = ClientTimeout(total=15)
 
-RASA = web.AppKey("rasa_url", str)
-HTTP = web.AppKey("http", ClientSession)
-HISTORY = web.AppKey("history", OrderedDict)
-VAULT = web.AppKey("vault", Vault)
-RELAY = web.AppKey("relay", Relay)
 
 BAD_REQUEST = "Requête illisible : rechargez la page et réessayez."
 
