@@ -23,6 +23,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.actions import chore_wording as say
 from bot.actions.base import latest_entity, latest_intent, local_now
 from bot.knowledge import Knowledge, default_knowledge
+from bot.knowledge.store import Period
 from bot.personal_data import parsing
 from bot.personal_data.redaction import EMAIL_LOCAL_PLACEHOLDER, PLACEHOLDERS
 from bot.personal_data.vault import Vault, default_vault
@@ -103,6 +104,13 @@ class ChoreAction(Action, abc.ABC):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict]:
         """Do the work; return events."""
 
+    async def calendar(self, event: str, rule: str) -> tuple[Period, str, str]:
+        """The calendar event `event`, where the clock stands in it, and the KB rule `rule`."""
+        knowledge = self.services.knowledge
+        return await asyncio.to_thread(
+            lambda: (knowledge.period(event), knowledge.period_status(event), knowledge.rule(rule))
+        )
+
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
@@ -165,13 +173,8 @@ class ActionOfferVoterIdReissue(ChoreAction):
         return "action_offer_voter_id_reissue"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict]:
-        knowledge = self.services.knowledge
-        period, status, max_requests = await asyncio.to_thread(
-            lambda: (
-                knowledge.period("nouvel_identifiant"),
-                knowledge.period_status("nouvel_identifiant"),
-                knowledge.rule("identifiant_demandes_max"),
-            )
+        period, status, max_requests = await self.calendar(
+            "nouvel_identifiant", "identifiant_demandes_max"
         )
         locked_until = tracker.get_slot("reissue_locked_until") or 0
         if status == "before":
@@ -193,14 +196,7 @@ class ActionOfferPasswordReset(ChoreAction):
         return "action_offer_password_reset"
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict]:
-        knowledge = self.services.knowledge
-        period, status, portal_url = await asyncio.to_thread(
-            lambda: (
-                knowledge.period("espace_electeur"),
-                knowledge.period_status("espace_electeur"),
-                knowledge.rule("portail_url"),
-            )
-        )
+        period, status, portal_url = await self.calendar("espace_electeur", "portail_url")
         if status == "before":
             dispatcher.utter_message(text=say.reset_not_open(period))
             return [SlotSet("chore_available", False)]
