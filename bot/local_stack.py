@@ -77,6 +77,11 @@ class LocalStack:
         self._voters: dict[str, requests.Session] = {}
 
     def start(self) -> LocalStack:
+        # Create and seed our database once, before several processes open it at the same time.
+        subprocess.run(
+            [sys.executable, "-m", "bot.knowledge", "load"],
+            cwd=REPO_ROOT, env=self.env, check=True, capture_output=True,
+        )  # fmt: skip
         endpoints = self.workdir / "endpoints.yml"
         config = f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
         if self.tracker_db:  # conversations persisted in a SQLite file (default: in memory)

@@ -7,13 +7,17 @@ import re
 import tempfile
 from collections.abc import Awaitable, Callable
 
+import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
-from bot.gateway.app import MAX_MESSAGE_CHARS, create_app, sender_id
+from bot.config import REPO_ROOT
+from bot.gateway.app import FOREIGN_SITE, MAX_MESSAGE_CHARS, allowed_origins, create_app, sender_id
 from bot.gateway.relay import RateLimiter
 from bot.knowledge.store import make_engine
 from bot.local_stack import free_port
+from bot.personal_data.redaction import EMAIL_LOCAL_PLACEHOLDER, PLACEHOLDERS
 from bot.personal_data.vault import Vault
 
 Scenario = Callable[[TestClient], Awaitable[None]]
@@ -29,19 +33,28 @@ def with_gateway(rasa_url: str, scenario: Scenario) -> None:
     asyncio.run(main())
 
 
-def test_the_page_is_french_and_loads_its_own_script_and_style():
+def test_the_demo_page_is_french_and_embeds_the_widget_with_one_script_tag():
     async def scenario(client: TestClient) -> None:
         page = await client.get("/")
         html = await page.text()
         assert page.status == 200
         assert '<html lang="fr">' in html
-        assert "/static/chat.js" in html and "/static/chat.css" in html
+        assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/widget.js" defer>']
         assert not re.search(r'(?:src|href)="(?:https?:)?//', html)  # nothing from outside
-        script = await client.get("/static/chat.js")
-        assert script.status == 200
-        assert ".innerHTML" not in await script.text()
+        for asset in ("/static/widget.js", "/static/widget.css", "/static/demo.css"):
+            assert (await client.get(asset)).status == 200, asset
+        widget = await (await client.get("/static/widget.js")).text()
+        for unsafe in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert unsafe not in widget, unsafe
 
     with_gateway(f"http://127.0.0.1:{free_port()}", scenario)
+
+
+def test_the_widget_knows_the_length_limit_and_every_mask_of_the_redaction():
+    widget = (REPO_ROOT / "bot" / "gateway" / "static" / "widget.js").read_text()
+    assert f"const MAX = {MAX_MESSAGE_CHARS};" in widget
+    for placeholder in [*PLACEHOLDERS.values(), EMAIL_LOCAL_PLACEHOLDER]:
+        assert f"/{placeholder}" in widget, f"{placeholder} is shown raw in the history"
 
 
 def test_errors_a_user_can_cause_get_french_sentences():
@@ -120,3 +133,139 @@ def test_one_sender_sending_too_fast_is_slowed_down_with_a_french_message():
         assert "patientez" in (await replies[-1].json())["error"]
 
     with_gateway(f"http://127.0.0.1:{free_port()}", scenario)
+
+
+# --- The widget embedded on other sites: CORS for the listed origins, the cookie cross-site.
+
+EMBEDDING_SITE = "https://www.ac-lyon.fr"
+
+
+def test_only_the_listed_sites_may_use_the_chat_api_from_another_origin(monkeypatch):
+    monkeypatch.setenv("GATEWAY_ALLOWED_ORIGINS", f" {EMBEDDING_SITE}/ , https://intranet.example")
+
+    async def scenario(client: TestClient) -> None:
+        allowed = {"Origin": EMBEDDING_SITE}
+        other = {"Origin": "https://pirate.example"}
+        preflight = {"Access-Control-Request-Method": "POST"}
+        ok = await client.options("/api/chat", headers={**allowed, **preflight})
+        assert ok.status == 204
+        assert ok.headers["Access-Control-Allow-Origin"] == EMBEDDING_SITE
+        assert ok.headers["Access-Control-Allow-Credentials"] == "true"
+        assert "POST" in ok.headers["Access-Control-Allow-Methods"]
+        assert "Content-Type" in ok.headers["Access-Control-Allow-Headers"]
+        refused = await client.options("/api/chat", headers={**other, **preflight})
+        assert refused.status == 403 and "Access-Control-Allow-Origin" not in refused.headers
+
+        reply = await client.post("/api/chat", json={"message": "bonjour"}, headers=allowed)
+        assert reply.status == 503  # Rasa is not running: the error is readable by the widget
+        assert reply.headers["Access-Control-Allow-Origin"] == EMBEDDING_SITE
+        assert "Origin" in reply.headers.getall("Vary")
+        forged = await client.post("/api/chat", json={"message": "bonjour"}, headers=other)
+        assert forged.status == 403 and (await forged.json())["error"] == FOREIGN_SITE
+        health = await client.get("/health", headers=allowed)
+        assert health.headers["Access-Control-Allow-Origin"] == EMBEDDING_SITE
+        page = await client.get("/api/history", headers=other)
+        assert "Access-Control-Allow-Origin" not in page.headers  # the browser will not read it
+
+    with_gateway(f"http://127.0.0.1:{free_port()}", scenario)
+
+
+def test_by_default_no_other_site_may_embed_the_widget(monkeypatch):
+    monkeypatch.delenv("GATEWAY_ALLOWED_ORIGINS", raising=False)
+
+    async def scenario(client: TestClient) -> None:
+        site = {"Origin": EMBEDDING_SITE}
+        forged = await client.post("/api/chat", json={"message": "bonjour"}, headers=site)
+        assert forged.status == 403
+        own = {"Origin": str(client.make_url("")).rstrip("/")}
+        same_origin = await client.post("/api/chat", json={"message": "bonjour"}, headers=own)
+        assert same_origin.status == 503  # accepted, relayed (Rasa is down)
+
+    with_gateway(f"http://127.0.0.1:{free_port()}", scenario)
+    assert allowed_origins("") == frozenset()
+    for wrong in ("*", "www.ac-lyon.fr", "https://www.ac-lyon.fr/page"):
+        with pytest.raises(ValueError, match="GATEWAY_ALLOWED_ORIGINS"):
+            allowed_origins(wrong)
+
+
+def test_the_session_cookie_is_strict_at_home_and_crosses_sites_only_over_https(monkeypatch):
+    monkeypatch.setenv("GATEWAY_ALLOWED_ORIGINS", EMBEDDING_SITE)
+
+    async def cookie(client: TestClient, **headers: str) -> str:
+        client.session.cookie_jar.clear()
+        reply = await client.get("/api/history", headers=headers)
+        return reply.headers["Set-Cookie"]
+
+    async def scenario(client: TestClient) -> None:
+        home = await cookie(client)
+        assert "SameSite=Strict" in home and "HttpOnly" in home and "Secure" not in home
+        home_https = await cookie(client, **{"X-Forwarded-Proto": "https"})
+        assert "SameSite=Strict" in home_https and "Secure" in home_https
+        embedded = await cookie(client, Origin=EMBEDDING_SITE, **{"X-Forwarded-Proto": "https"})
+        for attribute in ("SameSite=None", "Secure", "HttpOnly", "Partitioned", "Path=/"):
+            assert attribute in embedded, attribute
+        embedded_http = await cookie(client, Origin=EMBEDDING_SITE)
+        assert "SameSite=Strict" in embedded_http  # no SameSite=None without https
+
+    with_gateway(f"http://127.0.0.1:{free_port()}", scenario)
+
+
+def test_a_typed_intent_is_text_unless_it_is_an_offered_button():
+    """Typing "/intent{...}" cannot steer Rasa; clicking a button the bot offered can."""
+    received: list[str] = []
+
+    async def fake_rasa(request: web.Request) -> web.Response:
+        received.append((await request.json())["message"])
+        button = {"title": "Lille", "payload": '/inform{"academie":"Lille"}'}
+        return web.json_response([{"text": "Quelle académie ?", "buttons": [button]}])
+
+    async def main() -> None:
+        rasa = web.Application()
+        rasa.router.add_post("/webhooks/rest/webhook", fake_rasa)
+        async with TestServer(rasa) as server:
+
+            async def scenario(client: TestClient) -> None:
+                for message in (
+                    '/results{"academie":"Paris"}',
+                    "webmail",
+                    '/inform{"academie":"Lille"}',
+                ):
+                    assert (await client.post("/api/chat", json={"message": message})).status == 200
+
+            await asyncio.to_thread(with_gateway, str(server.make_url("")), scenario)
+
+    asyncio.run(main())
+    assert received == ['results{"academie":"Paris"}', "webmail", '/inform{"academie":"Lille"}']
+
+
+def test_the_gateway_command_serves_the_channels_only_when_configured(live_bot):
+    """`python -m bot.gateway.app` (what ./scripts/run starts) wires Telegram and Slack."""
+    import subprocess
+    import sys
+
+    import requests
+
+    from bot.local_stack import wait_for
+
+    off = requests.post(f"{live_bot.gateway_url}/webhooks/telegram", json={}, timeout=10)
+    assert off.status_code == 404  # no token in the test stack: the channel is off
+    port = free_port()
+    env = {
+        **live_bot.env,
+        "TELEGRAM_BOT_TOKEN": "123:abc",
+        "TELEGRAM_WEBHOOK_SECRET": "un-secret",
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "secret",
+    }
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "bot.gateway.app", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", gateway, timeout=60)
+        telegram = requests.post(f"http://127.0.0.1:{port}/webhooks/telegram", json={}, timeout=10)
+        slack = requests.post(f"http://127.0.0.1:{port}/webhooks/slack/events", json={}, timeout=10)
+        assert telegram.status_code == 401 and slack.status_code == 401  # on, and unsigned
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=20)

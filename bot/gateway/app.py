@@ -1,24 +1,34 @@
-"""The public web entry point: the chat page and a small chat API relayed to Rasa.
+"""The public web entry point: the chat widget (and a demo page), a small chat API relayed to Rasa.
 
 Rasa's REST channel trusts the `sender` field it is given, so it must never face users: this
 gateway assigns each browser a random session cookie and derives the Rasa sender id from it,
 so a client can only ever write into its own conversation.
+
+The widget (`static/widget.js`) can be embedded on the sites listed in `GATEWAY_ALLOWED_ORIGINS`:
+the chat API answers them with CORS headers (with credentials), and the session cookie is then
+`SameSite=None; Secure; Partitioned` over https (one conversation per embedding site), while it
+stays `SameSite=Strict` for the gateway's own page.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import logging
 import os
 import secrets
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from bot import config
+from bot.channels.slack import setup_slack
+from bot.channels.telegram import setup_telegram
 from bot.gateway.keys import HISTORY, HTTP, RASA, RELAY, VAULT
 from bot.gateway.relay import MAX_MESSAGE_CHARS, TOO_LONG, Refused, Relay
 from bot.knowledge.store import make_engine
@@ -28,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "sid"
+COOKIE_MAX_AGE = 86400
+CROSS_ORIGIN_PATHS = ("/api/", "/health")
+ALLOWED_ORIGINS = web.AppKey("allowed_origins", frozenset)
 MAX_BODY_BYTES = 16 * 1024
 HISTORY_PER_SESSION = 200
 MAX_SESSIONS = 10_000
@@ -35,6 +48,10 @@ RASA_TIMEOUT = ClientTimeout(total=15)
 
 
 BAD_REQUEST = "Requête illisible : rechargez la page et réessayez."
+FOREIGN_SITE = (
+    "Ce site n'est pas autorisé à utiliser l'assistant : utilisez la page officielle des "
+    "élections professionnelles."
+)
 
 __all__ = ["MAX_MESSAGE_CHARS", "create_app", "sender_id"]
 
@@ -42,6 +59,64 @@ __all__ = ["MAX_MESSAGE_CHARS", "create_app", "sender_id"]
 def sender_id(session_token: str) -> str:
     """The Rasa sender id of a browser session (the cookie itself never leaves the gateway)."""
     return "web-" + hashlib.sha256(session_token.encode()).hexdigest()[:32]
+
+
+def allowed_origins(value: str | None = None) -> frozenset[str]:
+    """Sites that may embed the widget from another origin (`GATEWAY_ALLOWED_ORIGINS`,
+    comma-separated, e.g. `https://www.ac-lyon.fr,https://intranet.example`; default none)."""
+    raw = os.environ.get("GATEWAY_ALLOWED_ORIGINS", "") if value is None else value
+    origins = set()
+    for item in filter(None, (part.strip().rstrip("/").lower() for part in raw.split(","))):
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ValueError(
+                f"GATEWAY_ALLOWED_ORIGINS : origine invalide « {item} » "
+                "(attendu : schéma et hôte, par exemple https://www.ac-lyon.fr)"
+            )
+        origins.add(item)
+    return frozenset(origins)
+
+
+def _foreign_origin(request: web.Request) -> str | None:
+    """The `Origin` of a cross-origin browser request; None when same-origin or not a browser."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    own_hosts = {request.host, request.headers.get("X-Forwarded-Host")}  # behind a proxy too
+    return None if urlsplit(origin).netloc in own_hosts else origin.lower()
+
+
+def _is_https(request: web.Request) -> bool:
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+    return request.secure or forwarded == "https"
+
+
+@web.middleware
+async def cross_origin(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """CORS for the chat API and health, for the allowed sites only; a write from any other
+    site is refused, since the session cookie may be sent cross-site."""
+    if not request.path.startswith(CROSS_ORIGIN_PATHS):
+        return await handler(request)
+    origin = _foreign_origin(request)
+    allowed = origin is not None and origin in request.app[ALLOWED_ORIGINS]
+    if request.method == "OPTIONS":
+        response: web.StreamResponse = web.Response(status=204 if allowed else 403)
+        if allowed:
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type, Accept"
+            response.headers["Access-Control-Max-Age"] = "600"
+    elif origin is not None and not allowed and request.method == "POST":
+        logger.info("refused a chat message from a site not allowed to embed the widget")
+        response = _error(403, FOREIGN_SITE)
+    else:
+        response = await handler(request)
+    if allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+    response.headers.add("Vary", "Origin")
+    return response
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -55,9 +130,25 @@ def _session(request: web.Request) -> tuple[str, bool]:
     return secrets.token_urlsafe(32), True
 
 
-def _with_cookie(response: web.Response, token: str, new: bool) -> web.Response:
-    if new:
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=86400)
+def _with_cookie(
+    request: web.Request, response: web.Response, token: str, new: bool
+) -> web.Response:
+    if not new:
+        return response
+    https = _is_https(request)
+    if https and _foreign_origin(request) in request.app[ALLOWED_ORIGINS]:
+        # Embedded on an allowed site: the cookie must travel cross-site. `Partitioned` (CHIPS)
+        # keeps it working where third-party cookies are blocked; aiohttp cannot write it.
+        response.headers.add(
+            "Set-Cookie",
+            f"{COOKIE}={token}; Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; Secure; "
+            "SameSite=None; Partitioned",
+        )
+    else:
+        response.set_cookie(
+            COOKIE, token, httponly=True, samesite="Strict", secure=https or None,
+            max_age=COOKIE_MAX_AGE,
+        )  # fmt: skip
     return response
 
 
@@ -79,7 +170,7 @@ async def health(request: web.Request) -> web.Response:
     try:
         async with request.app[HTTP].get(f"{request.app[RASA]}/") as reply:
             rasa_ok = reply.status == 200
-    except (ClientError, TimeoutError):
+    except (ClientError, asyncio.TimeoutError):
         rasa_ok = False
     return web.json_response({"gateway": "ok", "rasa": "ok" if rasa_ok else "down"})
 
@@ -87,7 +178,7 @@ async def health(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     token, new = _session(request)
     messages = list(request.app[HISTORY].get(sender_id(token), ()))
-    return _with_cookie(web.json_response({"messages": messages}), token, new)
+    return _with_cookie(request, web.json_response({"messages": messages}), token, new)
 
 
 async def chat(request: web.Request) -> web.Response:
@@ -107,11 +198,11 @@ async def chat(request: web.Request) -> web.Response:
     try:
         exchange = await request.app[RELAY].send(sender, text)
     except Refused as refused:
-        return _with_cookie(_error(refused.status, refused.message), token, new)
+        return _with_cookie(request, _error(refused.status, refused.message), token, new)
     log = _history(request.app, sender)
     log.append({"sender": "user", "text": _shown_text(exchange.shown_text, log)})
     log.extend({"sender": "bot", **m} for m in exchange.messages)
-    return _with_cookie(web.json_response({"messages": exchange.messages}), token, new)
+    return _with_cookie(request, web.json_response({"messages": exchange.messages}), token, new)
 
 
 def _shown_text(text: str, earlier: deque) -> str:
@@ -133,7 +224,8 @@ async def _http_client(app: web.Application):
 
 def create_app(rasa_url: str | None = None, vault: Vault | None = None) -> web.Application:
     """The gateway application; `rasa_url` defaults to `RASA_URL`, `vault` to our database's."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cross_origin])
+    app[ALLOWED_ORIGINS] = allowed_origins()
     app[RASA] = (rasa_url or config.rasa_url()).rstrip("/")
     app[VAULT] = vault or Vault.from_env(make_engine())
     app[HISTORY] = OrderedDict()
@@ -152,7 +244,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
     args = parser.parse_args()
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
-    web.run_app(create_app(), host=args.host, port=args.port, print=None)
+    app = create_app()
+    # Each channel is on only when its token is set (its routes answer 404 otherwise).
+    setup_telegram(app)
+    setup_slack(app)
+    web.run_app(app, host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":

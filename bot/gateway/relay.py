@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import ClientError, ClientSession
 
 from bot import config
+from bot.gateway.turns import ConversationTurns
 from bot.personal_data.redaction import redact
 from bot.personal_data.vault import Vault
 
@@ -28,9 +29,13 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000
 MAX_TRACKED_SENDERS = 50_000
+MAX_PAYLOADS_PER_SENDER = 200
 # Sent to Rasa instead of a message that looks like it holds a password: never forwarded.
 PASSWORD_SHARED = "/password_shared"
 PASSWORD_HIDDEN = "(message masqué : il semblait contenir un mot de passe)"
+# A message starting with "/" is an intent for Rasa: accepted only when it is the payload of a
+# button the bot offered to this sender (or one of these), otherwise sent as plain text.
+ALWAYS_ALLOWED_PAYLOADS = {"/greet", "/help", "/cancel"}
 
 EMPTY = "Votre message est vide : écrivez votre question, par exemple « mot de passe oublié »."
 TOO_LONG = (
@@ -94,7 +99,9 @@ class Relay:
         self._http = http
         self._vault = vault
         self._limiter = limiter or RateLimiter(*config.rate_limit())
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # sender -> (lock, users)
+        self._turns = ConversationTurns()
+        # sender -> payloads of the buttons offered (an insertion-ordered dict used as a set)
+        self._offered: OrderedDict[str, dict[str, None]] = OrderedDict()
 
     async def send(self, sender: str, text: str) -> Exchange:
         """Relay one message of `sender`; raises `Refused` with a French explanation."""
@@ -108,21 +115,35 @@ class Relay:
         redacted = redact(text, date.today())
         if redacted.values:
             await asyncio.to_thread(self._vault.put, sender, redacted.values)
-        forwarded = PASSWORD_SHARED if redacted.password else redacted.text
+        forwarded = (
+            PASSWORD_SHARED if redacted.password else self._payload_or_text(sender, redacted.text)
+        )
         # One message at a time per conversation, in arrival order (a double click waits).
-        lock, users = self._locks.get(sender, (asyncio.Lock(), 0))
-        self._locks[sender] = (lock, users + 1)
-        try:
-            async with lock:
-                messages = await self._post(sender, forwarded)
-        finally:
-            lock, users = self._locks[sender]
-            if users == 1:
-                del self._locks[sender]
-            else:
-                self._locks[sender] = (lock, users - 1)
+        async with self._turns.turn(sender):
+            messages = await self._post(sender, forwarded)
+        self._remember_buttons(sender, messages)
         shown = PASSWORD_HIDDEN if redacted.password else redacted.text
         return Exchange(shown, messages)
+
+    def _payload_or_text(self, sender: str, text: str) -> str:
+        """A typed "/intent{...}" is not an intent unless the bot offered that button."""
+        if not text.startswith("/") or text in ALWAYS_ALLOWED_PAYLOADS:
+            return text
+        if text in self._offered.get(sender, ()):
+            return text
+        return text.lstrip("/ ") or text
+
+    def _remember_buttons(self, sender: str, messages: list[dict[str, Any]]) -> None:
+        payloads = [b["payload"] for m in messages for b in m.get("buttons", ())]
+        if payloads:
+            # Earlier buttons stay valid (a voter may click one further up), within a bound.
+            offered = self._offered.pop(sender, {})
+            offered.update(dict.fromkeys(payloads))
+            while len(offered) > MAX_PAYLOADS_PER_SENDER:
+                offered.pop(next(iter(offered)))
+            self._offered[sender] = offered
+            while len(self._offered) > MAX_TRACKED_SENDERS:
+                self._offered.popitem(last=False)
 
     async def _post(self, sender: str, text: str) -> list[dict[str, Any]]:
         try:
@@ -133,7 +154,7 @@ class Relay:
                     logger.warning("rasa answered HTTP %s", reply.status)
                     raise Refused(503, UNAVAILABLE)
                 bot_messages = await reply.json()
-        except (ClientError, TimeoutError, json.JSONDecodeError):
+        except (ClientError, asyncio.TimeoutError, json.JSONDecodeError):
             logger.warning("rasa unreachable at %s", self.rasa_url)
             raise Refused(503, UNAVAILABLE) from None
         return [bot_message(m) for m in bot_messages if isinstance(m, dict)]

@@ -1,4 +1,4 @@
-"""`python -m bot.knowledge load [--force]`: seed the database from the knowledge base file."""
+"""`python -m bot.knowledge load [--force]`: create our tables, seed them from kb/faq_fr.md."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from bot import config
 from bot.knowledge.kb_file import KbFormatError
 from bot.knowledge.store import load_kb, make_engine
+from bot.personal_data.vault import create_vault_table
 
 
 def main() -> int:
@@ -19,6 +20,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         changed = load_kb(make_engine(), config.kb_path(), force=args.force)
+        create_vault_table(make_engine())
     except KbFormatError as error:
         print(f"kb/faq_fr.md invalide : {error}", file=sys.stderr)
         return 2

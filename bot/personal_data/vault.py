@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Column, Float, LargeBinary, String, delete, select
+from sqlalchemy import Column, Float, LargeBinary, String, delete, inspect, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, declarative_base
 
 from bot import config
@@ -34,12 +35,21 @@ class VaultEntry(Base):
     expires_at = Column(Float, nullable=False, index=True)
 
 
+def create_vault_table(engine: Engine) -> None:
+    """Create the vault's table if needed (tolerates another process doing it at the same time)."""
+    try:
+        Base.metadata.create_all(engine)
+    except (OperationalError, ProgrammingError, IntegrityError):
+        if not inspect(engine).has_table(VaultEntry.__tablename__):
+            raise
+
+
 class Vault:
     def __init__(self, engine: Engine, key: bytes, ttl_seconds: int = 900) -> None:
         self._engine = engine
         self._fernet = Fernet(key)
         self._ttl = ttl_seconds
-        Base.metadata.create_all(engine)
+        create_vault_table(engine)
 
     @classmethod
     def from_env(cls, engine: Engine) -> Vault:

@@ -1,0 +1,1 @@
+"""Messaging channels the gateway serves itself (webhooks in, the platform's API out)."""
