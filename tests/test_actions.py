@@ -213,3 +213,14 @@ def test_the_search_fallback_never_answers_an_unrelated_question(knowledge):
     text = said(run(ActionClarify(knowledge), state)[0])
     assert "Je ne suis pas sûr d'avoir compris" in text
     assert "elections2018" not in text
+
+
+def test_a_personal_value_given_unasked_is_not_used_and_the_chores_are_offered(knowledge):
+    messages, _ = run(
+        ActionHandleInform(knowledge), tracker("inform", "mon NUMEN est NUMEN_MASQUE")
+    )
+    assert "masquée et sera effacée automatiquement" in said(messages)
+    assert [b["payload"] for b in messages[0]["buttons"]] == [
+        "/lost_voter_id",
+        "/lost_voter_password",
+    ]

@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.actions import wording
 from bot.actions.base import KnowledgeAction, latest_entity
 from bot.knowledge import Knowledge
+from bot.personal_data.redaction import PLACEHOLDERS
 
 
 class ActionWebmail(KnowledgeAction):
@@ -122,5 +123,16 @@ class ActionHandleInform(KnowledgeAction):
             return send_webmail(knowledge, dispatcher, academie)
         if scrutin:
             return send_scrutin_voters(knowledge, dispatcher, scrutin)
+        text = (tracker.latest_message or {}).get("text") or ""
+        if any(placeholder in text for placeholder in PLACEHOLDERS.values()):
+            # A NUMEN, phone or birth date given while no request asks for it.
+            dispatcher.utter_message(
+                text=wording.UNASKED_PERSONAL_DATA,
+                buttons=[
+                    wording.intent_button("Identifiant électeur perdu", "lost_voter_id"),
+                    wording.intent_button("Mot de passe électeur oublié", "lost_voter_password"),
+                ],
+            )
+            return []
         dispatcher.utter_message(response="utter_default")
         return []

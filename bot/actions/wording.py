@@ -8,6 +8,11 @@ from datetime import datetime
 from bot.knowledge.store import AcademieInfo, Period, ScrutinInfo
 
 PARIS = " (heure de Paris)"
+UNASKED_PERSONAL_DATA = (
+    "Je n'ai pas besoin de cette information pour le moment : je ne la demande que pendant une "
+    "demande de nouvel identifiant électeur ou de réinitialisation du mot de passe. Elle a été "
+    "masquée et sera effacée automatiquement dans quelques minutes. Que souhaitez-vous faire ?"
+)
 
 
 def period_status(period: Period, now: datetime) -> str:
