@@ -15,7 +15,11 @@ FIELD_NAMES = {
     "birth_date": "la date de naissance",
     "email": "l'adresse e-mail",
 }
-FIELD_BUTTONS = {"phone": "Le numéro", "numen": "Le NUMEN", "birth_date": "La date de naissance"}
+FIELD_BUTTONS = {
+    "phone": "Corriger le numéro",
+    "numen": "Corriger le NUMEN",
+    "birth_date": "Corriger la date de naissance",
+}
 WAY_OUT = (
     "Si vous n'y arrivez pas, tapez « annuler » : vous pourrez contacter l'assistance de votre "
     "académie ou demander à parler à une personne."
@@ -85,7 +89,7 @@ def reissue_summary(phone: str, numen: str, birth_date: str) -> tuple[str, list[
 
 def correction_buttons() -> list[dict]:
     buttons = [
-        {"title": f"Corriger : {title.lower()}", "payload": f'/correct_value{{"field":"{field}"}}'}
+        {"title": title, "payload": f'/correct_value{{"field":"{field}"}}'}
         for field, title in FIELD_BUTTONS.items()
     ]
     return [*buttons, intent_button("Annuler", "cancel")]
