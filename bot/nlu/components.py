@@ -13,9 +13,12 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot import config
+from bot import config, rasa_patches
 from bot.knowledge.kb_file import read_kb
 from bot.knowledge.matching import EntityMatcher
+
+# This module is what the Rasa server imports of ours (config.yml): patch Rasa there.
+rasa_patches.apply()
 
 # One character for one, so entity offsets stay valid (see FIELD_NOTES: spaCy keeps "n’" whole).
 SAME_LENGTH = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "\u00a0": " ", "\t": " "})
