@@ -31,6 +31,7 @@ from urllib.parse import parse_qs
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from yarl import URL
 
+from bot.channels.text import split_at_lines
 from bot.gateway.keys import HTTP, RELAY
 from bot.gateway.relay import UNAVAILABLE, Refused
 from bot.gateway.turns import ConversationTurns
@@ -142,31 +143,6 @@ def from_slack_text(text: str) -> str:
     return unlinked.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _pieces(text: str, limit: int) -> list[str]:
-    """`text` in pieces of at most `limit` characters, cut between lines when possible."""
-    pieces: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            cut = limit
-            amp = line.rfind("&", limit - 5, limit)
-            if amp > 0 and ";" not in line[amp:limit]:
-                cut = amp  # never split an escape like `&amp;`
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(line[:cut])
-            line = line[cut:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            pieces.append(current)
-            candidate = line
-        current = candidate
-    if current.strip():
-        pieces.append(current)
-    return [p for p in pieces if p.strip()]
-
-
 def _button(button: dict[str, str], index: int) -> dict[str, Any] | None:
     payload = button.get("payload", "")
     if not payload or len(payload) > MAX_BUTTON_VALUE_CHARS:
@@ -193,7 +169,7 @@ def blocks_for(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     button_count = 0
     for number, message in enumerate(messages):
         text = message.get("text") or ""
-        for piece in _pieces(to_mrkdwn(text), MAX_SECTION_CHARS):
+        for piece in split_at_lines(to_mrkdwn(text), MAX_SECTION_CHARS, escaped=True):
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
         elements = []
         for button in message.get("buttons") or ():

@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from bot.channels.text import split_at_lines
 from bot.gateway.keys import HTTP, RELAY
 from bot.gateway.relay import UNAVAILABLE, Refused, Relay
 from bot.gateway.turns import ConversationTurns
@@ -219,23 +220,7 @@ def telegram_html(text: str) -> str:
 
 def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
     """Cut a long text into messages Telegram accepts, at line breaks where possible."""
-    chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            chunks.append(current)
-            candidate = line
-        current = candidate
-    if current or not chunks:
-        chunks.append(current)
-    return chunks
+    return split_at_lines(text, limit)
 
 
 def inline_keyboard(buttons: list[dict[str, str]], ids: ButtonIds, chat_id: int) -> dict:
