@@ -54,3 +54,9 @@ def rate_limit() -> tuple[int, int]:
     `GATEWAY_RATE_BURST`; default 30 and 10)."""
     per_minute = int(os.environ.get("GATEWAY_RATE_PER_MINUTE", "30"))
     return per_minute, int(os.environ.get("GATEWAY_RATE_BURST", "10"))
+
+
+def rasa_channel_headers() -> dict[str, str]:
+    """Headers of the gateway's calls to its Rasa channel (`GATEWAY_RASA_TOKEN`, if set)."""
+    token = os.environ.get("GATEWAY_RASA_TOKEN", "")
+    return {"Authorization": f"Bearer {token}"} if token else {}

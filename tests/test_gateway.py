@@ -217,11 +217,11 @@ def test_a_typed_intent_is_text_unless_it_is_an_offered_button():
     async def fake_rasa(request: web.Request) -> web.Response:
         received.append((await request.json())["message"])
         button = {"title": "Lille", "payload": '/inform{"academie":"Lille"}'}
-        return web.json_response([{"text": "Quelle académie ?", "buttons": [button]}])
+        return web.json_response({"messages": [{"text": "Quelle académie ?", "buttons": [button]}]})
 
     async def main() -> None:
         rasa = web.Application()
-        rasa.router.add_post("/webhooks/rest/webhook", fake_rasa)
+        rasa.router.add_post("/webhooks/gateway/webhook", fake_rasa)
         async with TestServer(rasa) as server:
 
             async def scenario(client: TestClient) -> None:

@@ -64,7 +64,7 @@ def test_every_faq_topic_has_an_answer():
         "create_password", "password_rules", "access_voter_space", "voter_space_features",
         "creation_email_not_received", "webmail_access", "lost_voter_password", "lost_voter_id",
         "who_votes_where", "what_is_scrutin", "voting_dates", "how_to_vote", "contest",
-        "candidate_lists", "electoral_lists", "results", "what_is_numen",
+        "candidate_lists", "electoral_lists", "results", "what_is_numen", "ask_human",
     }  # fmt: skip
 
 

@@ -167,10 +167,10 @@ class FakeRasa:
         async def webhook(request: web.Request) -> web.Response:
             self.received.append(await request.json())
             await asyncio.sleep(self.delay)
-            return web.json_response(self.answer)
+            return web.json_response({"messages": self.answer})
 
         app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", webhook)
+        app.router.add_post("/webhooks/gateway/webhook", webhook)
         return app
 
 

@@ -100,11 +100,11 @@ class FakeRasa:
         body = await request.json()
         self.received.append(body)
         await asyncio.sleep(self.delay)
-        return web.json_response(self.answer(body["message"]), status=self.status)
+        return web.json_response({"messages": self.answer(body["message"])}, status=self.status)
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", self.webhook)
+        app.router.add_post("/webhooks/gateway/webhook", self.webhook)
         return app
 
 

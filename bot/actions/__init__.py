@@ -1,6 +1,6 @@
 """Rasa SDK custom actions. Thin: they ask `bot.knowledge` and word the answer in French."""
 
-from bot.actions.faq import ActionAnswerFaq, ActionClarify, ActionHelp
+from bot.actions.faq import ActionAnswerFaq, ActionClarify, ActionHelp, ActionOutOfScope
 from bot.actions.lookup import ActionHandleInform, ActionWebmail, ActionWhoVotes
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "ActionClarify",
     "ActionHandleInform",
     "ActionHelp",
+    "ActionOutOfScope",
     "ActionWebmail",
     "ActionWhoVotes",
 ]

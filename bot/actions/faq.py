@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions import wording
 from bot.actions.base import KnowledgeAction, latest_entity, latest_intent, local_now
+from bot.actions.handoff import handoff_payload
 from bot.knowledge import Knowledge
+from bot.support.models import REASON_MISUNDERSTOOD
 
 # The topics offered first in the help menu: the chores that flood the support desks.
 HELP_BUTTONS = (
@@ -25,6 +27,10 @@ CLARIFY_CHOICES = 2
 # out-of-scope questions score 0.14 at the median, 0.22 at the 90th percentile).
 SEARCH_MIN_SCORE = 0.3
 IGNORED_EVENTS = {"action_listen", "action_session_start", "action_extract_slots"}
+# After this many unanswered messages in a row (a clarification, or "not my topic"), the next
+# one goes to a human.
+UNANSWERED_BEFORE_HANDOFF = 2
+UNANSWERED_ACTIONS = {"action_clarify", "action_out_of_scope"}
 
 
 class ActionAnswerFaq(KnowledgeAction):
@@ -99,6 +105,9 @@ class ActionClarify(KnowledgeAction):
                 "ou choisissez un sujet :",
             )
             return []
+        if unanswered_in_a_row(tracker) >= UNANSWERED_BEFORE_HANDOFF:
+            dispatcher.utter_message(json_message=handoff_payload(REASON_MISUNDERSTOOD))
+            return []
         if _previous_action(tracker) == self.name():
             send_help(
                 knowledge,
@@ -134,6 +143,44 @@ class ActionClarify(KnowledgeAction):
             buttons=buttons,
         )
         return []
+
+
+class ActionOutOfScope(Action):
+    """« Je n'ai pas cette information » (the `utter_out_of_scope` response); the third time in
+    a row the assistant cannot answer, the conversation goes to a human instead."""
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        dispatcher.utter_message(response="utter_out_of_scope")
+        if unanswered_in_a_row(tracker) >= UNANSWERED_BEFORE_HANDOFF:
+            dispatcher.utter_message(json_message=handoff_payload(REASON_MISUNDERSTOOD))
+        return []
+
+
+def unanswered_in_a_row(tracker: Tracker) -> int:
+    """How many of the user's previous messages in a row the assistant could not answer
+    (it asked to clarify, or said it was not its topic)."""
+    count = 0
+    answer: str | None = None  # the first action after the user message being looked at
+    seen_current = False
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "action" and event.get("name") == "action_session_start":
+            break
+        if kind == "action" and event.get("name") not in IGNORED_EVENTS:
+            answer = event.get("name")
+        elif kind == "user":
+            if seen_current:
+                if answer not in UNANSWERED_ACTIONS:
+                    break
+                count += 1
+            seen_current = True
+            answer = None
+    return count
 
 
 def _previous_action(tracker: Tracker) -> str | None:

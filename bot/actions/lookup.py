@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.actions import wording
 from bot.actions.base import KnowledgeAction, latest_entity
 from bot.knowledge import Knowledge
+from bot.knowledge.store import AcademieInfo
 from bot.personal_data.redaction import PLACEHOLDERS
 
 
@@ -25,10 +26,9 @@ class ActionWebmail(KnowledgeAction):
     ) -> list[dict[str, Any]]:
         name = latest_entity(tracker, "academie") or tracker.get_slot("academie")
         academie = knowledge.academie(name) if name else None
-        general = knowledge.answer("webmail_access")
         if academie is None:
             dispatcher.utter_message(
-                text=f"{general.text}\n\nQuelle est votre académie ?",
+                text=webmail_question(knowledge),
                 buttons=[
                     wording.entity_button(a.name, "academie", a.name) for a in knowledge.academies()
                 ],
@@ -41,9 +41,19 @@ def send_webmail(
     knowledge: Knowledge, dispatcher: CollectingDispatcher, name: str
 ) -> list[dict[str, Any]]:
     academie = knowledge.academie(name)
-    general = knowledge.answer("webmail_access").text.split("\n\n")[0]
-    dispatcher.utter_message(text=f"{wording.webmail(academie)}\n\n{general}")
+    dispatcher.utter_message(text=webmail_reply(knowledge, academie))
     return [SlotSet("academie", academie.name)]
+
+
+def webmail_reply(knowledge: Knowledge, academie: AcademieInfo) -> str:
+    """The answer to "webmail <académie>": its address, then how to log in."""
+    general = knowledge.answer("webmail_access").text.split("\n\n")[0]
+    return f"{wording.webmail(academie)}\n\n{general}"
+
+
+def webmail_question(knowledge: Knowledge) -> str:
+    """The answer to "webmail" without an académie: the general advice, then the question."""
+    return f"{knowledge.answer('webmail_access').text}\n\nQuelle est votre académie ?"
 
 
 class ActionWhoVotes(KnowledgeAction):
@@ -65,7 +75,7 @@ class ActionWhoVotes(KnowledgeAction):
         if remembered:
             return send_eligibility(knowledge, dispatcher, remembered)
         dispatcher.utter_message(
-            text=knowledge.answer("who_votes_where").text + "\n\nQuelle est votre situation ?",
+            text=who_votes_question(knowledge),
             buttons=[
                 wording.entity_button(name, "categorie", name) for name in knowledge.categories()
             ],
@@ -79,30 +89,47 @@ def send_eligibility(
     named = knowledge.categories_named(category)
     if len(named) > 1:
         dispatcher.utter_message(
-            text=f"« {category} » recouvre plusieurs situations qui ne votent pas aux mêmes "
-            "scrutins. Laquelle est la vôtre ? (Votre profil électeur l'indique.)",
+            text=wording.ambiguous_category(category),
             buttons=[wording.entity_button(name, "categorie", name) for name in named],
         )
         return []
-    scrutins = knowledge.eligibility_for(category)
-    if scrutins is None:
+    text = eligibility_reply(knowledge, category)
+    if text is None:
         dispatcher.utter_message(response="utter_default")
         return []
-    dispatcher.utter_message(text=wording.eligibility(category, scrutins))
+    dispatcher.utter_message(text=text)
     return [SlotSet("categorie", category)]
 
 
 def send_scrutin_voters(
     knowledge: Knowledge, dispatcher: CollectingDispatcher, name: str
 ) -> list[dict[str, Any]]:
-    scrutins = knowledge.scrutins_named(name)
-    if not scrutins:
+    text = scrutin_voters_reply(knowledge, name)
+    if text is None:
         dispatcher.utter_message(response="utter_default")
         return []
-    everyone = knowledge.categories()
-    text = "\n\n".join(wording.scrutin_voters(s, everyone) for s in scrutins)
     dispatcher.utter_message(text=text)
     return []
+
+
+def who_votes_question(knowledge: Knowledge) -> str:
+    """The answer to "who votes where" without a category: the general answer, then the question."""
+    return knowledge.answer("who_votes_where").text + "\n\nQuelle est votre situation ?"
+
+
+def eligibility_reply(knowledge: Knowledge, category: str) -> str | None:
+    """The scrutins of one staff category (None for a name that is not one category)."""
+    scrutins = knowledge.eligibility_for(category)
+    return None if scrutins is None else wording.eligibility(category, scrutins)
+
+
+def scrutin_voters_reply(knowledge: Knowledge, name: str) -> str | None:
+    """What each scrutin `name` designates is, and who votes in it (None: no such scrutin)."""
+    scrutins = knowledge.scrutins_named(name)
+    if not scrutins:
+        return None
+    everyone = knowledge.categories()
+    return "\n\n".join(wording.scrutin_voters(s, everyone) for s in scrutins)
 
 
 class ActionHandleInform(KnowledgeAction):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from bot.knowledge.store import AcademieInfo, Period, ScrutinInfo
+from bot.knowledge.store import AcademieInfo, AnswerText, Period, ScrutinInfo
 
 PARIS = " (heure de Paris)"
 UNASKED_PERSONAL_DATA = (
@@ -29,6 +29,13 @@ def period_status(period: Period, now: datetime) -> str:
     return f"**{period.label}** : disponible depuis le {start}."
 
 
+def answer_with_status(answer: AnswerText, now: datetime) -> str:
+    """A knowledge-base answer, followed by where `now` stands in its calendar event if any."""
+    if answer.period is None:
+        return answer.text
+    return f"{answer.text}\n\n{period_status(answer.period, now)}"
+
+
 def scrutin_line(scrutin: ScrutinInfo) -> str:
     return f"- **{scrutin.code}** : {scrutin.title}"
 
@@ -38,6 +45,13 @@ def eligibility(category: str, scrutins: list[ScrutinInfo]) -> str:
     lines = [f"**{category}** : vous votez à **{count} scrutin{'s' if count > 1 else ''}** :"]
     lines += [scrutin_line(s) for s in scrutins]
     return "\n".join(lines)
+
+
+def ambiguous_category(name: str) -> str:
+    return (
+        f"« {name} » recouvre plusieurs situations qui ne votent pas aux mêmes scrutins. "
+        "Laquelle est la vôtre ? (Votre profil électeur l'indique.)"
+    )
 
 
 def scrutin_voters(scrutin: ScrutinInfo, all_categories: list[str]) -> str:

@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Coroutine, Hashable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,9 +33,10 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from yarl import URL
 
 from bot.channels.text import split_at_lines
-from bot.gateway.keys import HTTP, RELAY
+from bot.gateway.keys import DESK, HTTP, RELAY
 from bot.gateway.relay import UNAVAILABLE, Refused
 from bot.gateway.turns import ConversationTurns
+from bot.support.store import ConversationView
 
 logger = logging.getLogger(__name__)
 
@@ -498,7 +500,9 @@ class SlackChannel:
     async def _answer(self, app: web.Application, turn: Turn) -> None:
         async with self._turns.turn(turn.sender):
             try:
-                exchange = await app[RELAY].send(turn.sender, turn.text)
+                exchange = await app[RELAY].send(
+                    turn.sender, turn.text, address={"channel": turn.channel}
+                )
                 messages = exchange.messages
             except Refused as refused:
                 messages = [{"text": refused.message}]
@@ -509,6 +513,20 @@ class SlackChannel:
             for start in range(0, len(blocks), MAX_BLOCKS):
                 chunk = blocks[start : start + MAX_BLOCKS]
                 await post_message(app[HTTP], self.settings, turn.channel, chunk)
+
+    async def deliver(
+        self, app: web.Application, conversation: ConversationView, messages: list[dict[str, Any]]
+    ) -> None:
+        """An agent's message (or the desk's notice) to a user, in the channel of their DM."""
+        channel = conversation.address.get("channel")
+        if not self.settings.enabled or not isinstance(channel, str):
+            raise RuntimeError("slack conversation without a channel to deliver to")
+        async with self._turns.turn(conversation.id):
+            blocks = blocks_for(messages)
+            for start in range(0, len(blocks), MAX_BLOCKS):
+                chunk = blocks[start : start + MAX_BLOCKS]
+                if not await post_message(app[HTTP], self.settings, channel, chunk):
+                    raise RuntimeError("chat.postMessage failed")
 
     async def _answer_click(self, app: web.Application, click: Click) -> None:
         await self._show_choice(app[HTTP], click)
@@ -572,6 +590,7 @@ def setup_slack(app: web.Application, settings: SlackSettings | None = None) -> 
     if not channel.settings.enabled:
         logger.info("slack channel off: SLACK_BOT_TOKEN is not set")
     app[SLACK] = channel
+    app[DESK].register_delivery("slack", partial(channel.deliver, app))
     app.router.add_post(EVENTS_PATH, channel.events)
     app.router.add_post(INTERACTIVE_PATH, channel.interactive)
     app.on_shutdown.append(channel.close)

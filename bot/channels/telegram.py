@@ -32,9 +32,10 @@ from typing import Any
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from bot.channels.text import split_at_lines
-from bot.gateway.keys import HTTP, RELAY
+from bot.gateway.keys import DESK, HTTP, RELAY
 from bot.gateway.relay import UNAVAILABLE, Refused, Relay
 from bot.gateway.turns import ConversationTurns
+from bot.support.store import ConversationView
 
 logger = logging.getLogger(__name__)
 
@@ -392,6 +393,18 @@ class TelegramChannel:
         exchange = await relay.send(f"{SENDER_PREFIX}{chat_id}", text)
         return exchange.messages
 
+    async def deliver(
+        self, app: web.Application, conversation: ConversationView, messages: list[dict[str, Any]]
+    ) -> None:
+        """An agent's message (or the desk's notice) to a user, in their chat."""
+        if not self.settings.enabled:
+            raise RuntimeError("telegram is not configured")
+        chat_id = int(conversation.id.removeprefix(SENDER_PREFIX))
+        api = BotApi(self.settings, app[HTTP])
+        async with self._turns.turn(chat_id):
+            for message in messages:
+                await self._send(api, chat_id, message)
+
     async def _send(self, api: BotApi, chat_id: int, message: dict[str, Any]) -> None:
         text = message.get("text") or ""
         buttons = [b for b in message.get("buttons", []) if b["title"] and b["payload"]]
@@ -467,8 +480,16 @@ def setup_telegram(app: web.Application, settings: TelegramSettings | None = Non
     first_time = TELEGRAM not in app
     app[TELEGRAM] = TelegramChannel(TelegramSettings.from_env() if settings is None else settings)
     if first_time:
+        app[DESK].register_delivery("telegram", _deliver_to(app))
         app.router.add_post(ROUTE, telegram_webhook)
         app.on_shutdown.append(_finish_updates)  # before cleanup_ctx closes the client session
+
+
+def _deliver_to(app: web.Application):
+    async def deliver(conversation: ConversationView, messages: list[dict[str, Any]]) -> None:
+        await app[TELEGRAM].deliver(app, conversation, messages)  # the current settings
+
+    return deliver
 
 
 def _require_token(settings: TelegramSettings) -> None:

@@ -19,20 +19,24 @@ import json
 import logging
 import os
 import secrets
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import config
 from bot.channels.slack import setup_slack
 from bot.channels.telegram import setup_telegram
-from bot.gateway.keys import HISTORY, HTTP, RASA, RELAY, VAULT
-from bot.gateway.relay import MAX_MESSAGE_CHARS, TOO_LONG, Refused, Relay
+from bot.gateway.console import setup_console
+from bot.gateway.keys import DESK, HTTP, RASA, RELAY, VAULT
+from bot.gateway.relay import MAX_MESSAGE_CHARS, TOO_LONG, UNAVAILABLE, Refused, Relay
+from bot.knowledge import Knowledge
 from bot.knowledge.store import make_engine
 from bot.personal_data.vault import Vault
+from bot.support.desk import SupportDesk
+from bot.support.store import SupportStore
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +46,6 @@ COOKIE_MAX_AGE = 86400
 CROSS_ORIGIN_PATHS = ("/api/", "/health")
 ALLOWED_ORIGINS = web.AppKey("allowed_origins", frozenset)
 MAX_BODY_BYTES = 16 * 1024
-HISTORY_PER_SESSION = 200
-MAX_SESSIONS = 10_000
 RASA_TIMEOUT = ClientTimeout(total=15)
 
 
@@ -152,16 +154,6 @@ def _with_cookie(
     return response
 
 
-def _history(app: web.Application, sender: str) -> deque:
-    store = app[HISTORY]
-    if sender not in store:
-        store[sender] = deque(maxlen=HISTORY_PER_SESSION)
-        while len(store) > MAX_SESSIONS:
-            store.popitem(last=False)
-    store.move_to_end(sender)
-    return store[sender]
-
-
 async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "index.html")
 
@@ -176,9 +168,27 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
+    """The conversation so far (`?after=<id>`: only the turns after that one, e.g. an agent's
+    replies while a handoff is open), with its state and the id of its last turn."""
     token, new = _session(request)
-    messages = list(request.app[HISTORY].get(sender_id(token), ()))
-    return _with_cookie(request, web.json_response({"messages": messages}), token, new)
+    after = request.query.get("after", "0")
+    if not after.isdigit() or len(after) > 12:
+        return _with_cookie(request, _error(400, BAD_REQUEST), token, new)
+    sender = sender_id(token)
+    desk = request.app[RELAY].desk
+    try:
+        turns = await desk.history(sender, int(after))
+        state = await desk.state(sender)
+    except SQLAlchemyError:
+        logger.exception("could not read a conversation's history")
+        return _with_cookie(request, _error(503, UNAVAILABLE), token, new)
+    last = turns[-1].id if turns else int(after)
+    body = {
+        "messages": [_shown(t.as_message(), turns) for t in turns],
+        "state": state,
+        "last": last,
+    }
+    return _with_cookie(request, web.json_response(body), token, new)
 
 
 async def chat(request: web.Request) -> web.Response:
@@ -199,42 +209,46 @@ async def chat(request: web.Request) -> web.Response:
         exchange = await request.app[RELAY].send(sender, text)
     except Refused as refused:
         return _with_cookie(request, _error(refused.status, refused.message), token, new)
-    log = _history(request.app, sender)
-    log.append({"sender": "user", "text": _shown_text(exchange.shown_text, log)})
-    log.extend({"sender": "bot", **m} for m in exchange.messages)
-    return _with_cookie(request, web.json_response({"messages": exchange.messages}), token, new)
+    body = {"messages": exchange.messages, "state": exchange.state, "last": exchange.last_turn}
+    return _with_cookie(request, web.json_response(body), token, new)
 
 
-def _shown_text(text: str, earlier: deque) -> str:
+def _shown(message: dict, turns: list) -> dict:
     """A button payload is shown in the history as the button's title, as the page did."""
-    if text.startswith("/"):
-        for message in reversed(earlier):
-            for button in message.get("buttons", ()):
+    text = message.get("text", "")
+    if message.get("sender") == "user" and text.startswith("/"):
+        for turn in reversed(turns):
+            for button in turn.buttons:
                 if button["payload"] == text:
-                    return button["title"]
-    return text
+                    return {**message, "text": button["title"]}
+    return message
 
 
 async def _http_client(app: web.Application):
     async with ClientSession(timeout=RASA_TIMEOUT) as session:
         app[HTTP] = session
-        app[RELAY] = Relay(app[RASA], session, app[VAULT])
+        app[RELAY] = Relay(app[RASA], session, app[VAULT], app[DESK])
         yield
 
 
-def create_app(rasa_url: str | None = None, vault: Vault | None = None) -> web.Application:
-    """The gateway application; `rasa_url` defaults to `RASA_URL`, `vault` to our database's."""
+def create_app(
+    rasa_url: str | None = None, vault: Vault | None = None, desk: SupportDesk | None = None
+) -> web.Application:
+    """The gateway application; `rasa_url` defaults to `RASA_URL`, `vault` and `desk` to our
+    database's (`BOT_DATABASE_URL`)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cross_origin])
     app[ALLOWED_ORIGINS] = allowed_origins()
     app[RASA] = (rasa_url or config.rasa_url()).rstrip("/")
-    app[VAULT] = vault or Vault.from_env(make_engine())
-    app[HISTORY] = OrderedDict()
+    engine = vault.engine if vault else make_engine()  # the tests' vault: their database
+    app[VAULT] = vault or Vault.from_env(engine)
+    app[DESK] = desk or SupportDesk(SupportStore(engine), Knowledge(engine))
     app.cleanup_ctx.append(_http_client)
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/api/history", history)
     app.router.add_post("/api/chat", chat)
     app.router.add_static("/static/", STATIC)
+    setup_console(app)
     return app
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from aiohttp import ClientSession, web
 
 from bot.gateway.relay import Relay
 from bot.personal_data.vault import Vault
+from bot.support.desk import SupportDesk
 
 RASA = web.AppKey("rasa_url", str)
 HTTP = web.AppKey("http", ClientSession)  # one client session for Rasa and the channels' APIs
-HISTORY = web.AppKey("history", OrderedDict)
+DESK = web.AppKey("desk", SupportDesk)  # handoffs, transcripts, agents' consoles
 VAULT = web.AppKey("vault", Vault)
 RELAY = web.AppKey("relay", Relay)  # every channel sends user messages through it

@@ -19,11 +19,15 @@ from datetime import date
 from typing import Any
 
 from aiohttp import ClientError, ClientSession
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import config
 from bot.gateway.turns import ConversationTurns
 from bot.personal_data.redaction import redact
 from bot.personal_data.vault import Vault
+from bot.support.desk import SupportDesk
+from bot.support.models import BOT
+from bot.support.store import TurnNlu
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +64,14 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Exchange:
-    """What the user said, as it may be shown again (redacted), and what the bot answered."""
+    """What the user said, as it may be shown again (redacted), what they are answered, the
+    conversation's state afterwards (`bot`, `waiting` for an agent, `agent`), and the id of its
+    last stored turn (to fetch later ones: an agent's replies)."""
 
     shown_text: str
     messages: list[dict[str, Any]]
+    state: str = BOT
+    last_turn: int = 0
 
 
 def clean_message(text: str) -> str:
@@ -93,18 +101,26 @@ class RateLimiter:
 
 class Relay:
     def __init__(
-        self, rasa_url: str, http: ClientSession, vault: Vault, limiter: RateLimiter | None = None
+        self,
+        rasa_url: str,
+        http: ClientSession,
+        vault: Vault,
+        desk: SupportDesk,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.rasa_url = rasa_url.rstrip("/")
         self._http = http
         self._vault = vault
+        self.desk = desk
         self._limiter = limiter or RateLimiter(*config.rate_limit())
         self._turns = ConversationTurns()
         # sender -> payloads of the buttons offered (an insertion-ordered dict used as a set)
         self._offered: OrderedDict[str, dict[str, None]] = OrderedDict()
 
-    async def send(self, sender: str, text: str) -> Exchange:
-        """Relay one message of `sender`; raises `Refused` with a French explanation."""
+    async def send(self, sender: str, text: str, address: dict[str, Any] | None = None) -> Exchange:
+        """Relay one message of `sender`; raises `Refused` with a French explanation.
+
+        `address` is where the channel delivers later messages (an agent's) to this user."""
         text = clean_message(text)
         if not text:
             raise Refused(400, EMPTY)
@@ -118,12 +134,41 @@ class Relay:
         forwarded = (
             PASSWORD_SHARED if redacted.password else self._payload_or_text(sender, redacted.text)
         )
+        shown = PASSWORD_HIDDEN if redacted.password else redacted.text
         # One message at a time per conversation, in arrival order (a double click waits).
         async with self._turns.turn(sender):
-            messages = await self._post(sender, forwarded)
+            state = await self._state(sender)
+            if state != BOT:
+                # A handoff is open: the message is for the agent, the assistant is paused.
+                messages, last = await self.desk.while_paused(sender, state, shown)
+                self._remember_buttons(sender, messages)
+                return Exchange(shown, messages, await self._state(sender), last)
+            messages, nlu = await self._post(sender, forwarded)
+            handoff = next((m["handoff"] for m in messages if "handoff" in m), None)
+            messages = [m for m in messages if "handoff" not in m]
+            turns = await self._record(sender, shown, nlu, messages, address)
+            last = turns[-1].id if turns else 0
+            if handoff:
+                notice, last = await self.desk.request_handoff(sender, handoff)
+                messages += notice
         self._remember_buttons(sender, messages)
-        shown = PASSWORD_HIDDEN if redacted.password else redacted.text
-        return Exchange(shown, messages)
+        return Exchange(shown, messages, await self._state(sender) if handoff else BOT, last)
+
+    async def _state(self, sender: str) -> str:
+        try:
+            return await self.desk.state(sender)
+        except SQLAlchemyError:
+            logger.exception("support desk unreachable: answering with the assistant")
+            return BOT
+
+    async def _record(self, sender, shown, nlu, messages, address) -> list:
+        """Keep the exchange for the agents and the insights; a database failure costs the
+        record, not the answer."""
+        try:
+            return await self.desk.record_exchange(sender, shown, nlu, messages, address)
+        except SQLAlchemyError:
+            logger.exception("could not record an exchange")
+            return []
 
     def _payload_or_text(self, sender: str, text: str) -> str:
         """A typed "/intent{...}" is not an intent unless the bot offered that button."""
@@ -145,24 +190,43 @@ class Relay:
             while len(self._offered) > MAX_TRACKED_SENDERS:
                 self._offered.popitem(last=False)
 
-    async def _post(self, sender: str, text: str) -> list[dict[str, Any]]:
+    async def _post(self, sender: str, text: str) -> tuple[list[dict[str, Any]], TurnNlu | None]:
         try:
             async with self._http.post(
-                f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+                f"{self.rasa_url}/webhooks/gateway/webhook",
+                json={"sender": sender, "message": text},
+                headers=config.rasa_channel_headers(),
             ) as reply:
                 if reply.status != 200:
                     logger.warning("rasa answered HTTP %s", reply.status)
                     raise Refused(503, UNAVAILABLE)
-                bot_messages = await reply.json()
+                answer = await reply.json()
         except (ClientError, asyncio.TimeoutError, json.JSONDecodeError):
             logger.warning("rasa unreachable at %s", self.rasa_url)
             raise Refused(503, UNAVAILABLE) from None
-        return [bot_message(m) for m in bot_messages if isinstance(m, dict)]
+        if not isinstance(answer, dict) or not isinstance(answer.get("messages"), list):
+            logger.warning("rasa answered an unexpected body")
+            raise Refused(503, UNAVAILABLE)
+        messages = [bot_message(m) for m in answer["messages"] if isinstance(m, dict)]
+        return [m for m in messages if m], _nlu(answer.get("nlu"))
+
+
+def _nlu(value: Any) -> TurnNlu | None:
+    if not isinstance(value, dict) or not isinstance(value.get("intent"), str):
+        return None
+    confidence = value.get("confidence")
+    return TurnNlu(
+        value["intent"], float(confidence) if isinstance(confidence, int | float) else None
+    )
 
 
 def bot_message(message: dict[str, Any]) -> dict[str, Any]:
-    """A message of Rasa's REST channel, reduced to text and buttons (both strings)."""
+    """A message of Rasa's channel, reduced to text and buttons (both strings), or to the
+    request for a human (`{"handoff": reason}`, a custom payload of `action_request_human`)."""
     out: dict[str, Any] = {}
+    custom = message.get("custom")
+    if isinstance(custom, dict) and isinstance(custom.get("handoff"), str):
+        out["handoff"] = custom["handoff"]
     if isinstance(message.get("text"), str):
         out["text"] = message["text"]
     buttons = message.get("buttons")

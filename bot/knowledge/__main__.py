@@ -10,6 +10,7 @@ from bot import config
 from bot.knowledge.kb_file import KbFormatError
 from bot.knowledge.store import load_kb, make_engine
 from bot.personal_data.vault import create_vault_table
+from bot.support.models import create_support_tables
 
 
 def main() -> int:
@@ -21,6 +22,7 @@ def main() -> int:
     try:
         changed = load_kb(make_engine(), config.kb_path(), force=args.force)
         create_vault_table(make_engine())
+        create_support_tables(make_engine())
     except KbFormatError as error:
         print(f"kb/faq_fr.md invalide : {error}", file=sys.stderr)
         return 2

@@ -51,6 +51,10 @@ class Vault:
         self._ttl = ttl_seconds
         create_vault_table(engine)
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     @classmethod
     def from_env(cls, engine: Engine) -> Vault:
         return cls(engine, config.vault_key(), config.vault_ttl_seconds())

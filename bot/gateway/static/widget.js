@@ -30,6 +30,8 @@
   const HEALTH_TIMEOUT_MS = 5000;
   const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
   const OPEN_KEY = "assistance-elections:ouvert";
+  // Pendant une prise en charge par un conseiller, ses réponses arrivent par l'historique.
+  const POLL_MS = 3000;
 
   const T = {
     name: "Assistance élections",
@@ -44,6 +46,10 @@
     counter: function (n) { return n + " / " + MAX + " caractères"; },
     you: "Vous : ",
     bot: "Assistant : ",
+    agent: "Conseiller : ",
+    agentLabel: "Conseiller",
+    waiting: "En attente d'un conseiller : il vous répondra ici. Vous pouvez déjà écrire.",
+    withAgent: "Vous échangez avec un conseiller.",
     newTab: " (nouvel onglet)",
     typing: "L'assistant écrit…",
     choices: "Réponses proposées",
@@ -142,6 +148,9 @@
   closeBtn.appendChild(icon(["M6 6l12 12M18 6L6 18"], "ae-icon ae-icon-stroke"));
 
   const bannerSlot = panel.appendChild(el("div", "ae-banner-slot"));
+  const handoffStatus = panel.appendChild(el("p", "ae-handoff"));
+  handoffStatus.setAttribute("role", "status");
+  handoffStatus.hidden = true;
 
   const log = panel.appendChild(el("div", "ae-log"));
   log.setAttribute("role", "log");
@@ -283,7 +292,9 @@
 
   function addMessage(sender, text, buttons, extraClass) {
     const item = el("div", "ae-msg ae-msg-" + sender + (extraClass ? " " + extraClass : ""));
-    item.appendChild(el("span", "ae-sr", sender === "user" ? T.you : T.bot));
+    item.appendChild(el("span", "ae-sr", sender === "user" ? T.you :
+      sender === "agent" ? T.agent : T.bot));
+    if (sender === "agent") item.appendChild(el("span", "ae-from", T.agentLabel)).setAttribute("aria-hidden", "true");
     if (typeof text === "string" && text !== "") {
       const body = item.appendChild(el("div", "ae-text"));
       if (sender === "user") formatUserText(body, text);
@@ -300,7 +311,7 @@
       });
       if (group.childNodes.length) item.appendChild(group);
     }
-    if (item.childNodes.length < 2) return null; // message vide : rien à montrer
+    if (!item.querySelector(".ae-text, .ae-choices")) return null; // message vide
     return append(item);
   }
 
@@ -458,6 +469,7 @@
     if (response && response.ok && data && Array.isArray(data.messages)) {
       if (offline) backOnline();
       data.messages.forEach(function (m) { if (m) addMessage("bot", m.text, m.buttons); });
+      followState(data);
     } else {
       // Le message n'a pas été traité : on le retire et on rend le texte à l'utilisateur.
       if (bubble) bubble.remove();
@@ -499,13 +511,58 @@
     if (reloadHistoryWhenBack) { showOffline(T.offline, false); return; }
     if (failed) return;
     if (data && Array.isArray(data.messages)) {
-      data.messages.forEach(function (m) {
-        if (!m) return;
-        if (m.sender === "user") addMessage("user", m.text);
-        else addMessage("bot", m.text, m.buttons);
-      });
+      data.messages.forEach(function (m) { if (m) showStored(m); });
+      followState(data);
     }
     scrollToEnd();
+  }
+
+  function showStored(m) {
+    if (m.sender === "user") addMessage("user", m.text);
+    else if (m.sender === "agent") addMessage("agent", m.text);
+    else addMessage("bot", m.text, m.buttons);
+  }
+
+  // ---------------------------------------------------------------- conseiller
+
+  let lastTurn = 0;
+  let state = "bot";
+  let pollTimer = null;
+
+  // Réponse de /api/chat ou /api/history : état de la conversation et dernier message connu.
+  function followState(data) {
+    if (typeof data.last === "number" && data.last > lastTurn) lastTurn = data.last;
+    if (typeof data.state === "string") state = data.state;
+    const paused = state === "waiting" || state === "agent";
+    const status = state === "agent" ? T.withAgent : state === "waiting" ? T.waiting : "";
+    if (handoffStatus.textContent !== status) handoffStatus.textContent = status;
+    handoffStatus.hidden = !paused;
+    if (paused && pollTimer === null) pollTimer = window.setTimeout(poll, POLL_MS);
+  }
+
+  async function poll() {
+    pollTimer = null;
+    let data = null;
+    try {
+      const response = await request("api/history?after=" + lastTurn, {
+        credentials: "include",
+        headers: { "Accept": "application/json" },
+      }, REQUEST_TIMEOUT_MS);
+      data = response.ok ? await readJson(response) : null;
+    } catch (e) { data = null; }
+    if (data && Array.isArray(data.messages)) {
+      // Les messages de l'utilisateur sont déjà affichés (envoyés depuis cette page ou
+      // rechargés avec l'historique).
+      data.messages.forEach(function (m) {
+        if (m && m.sender !== "user" && (typeof m.id !== "number" || m.id > lastTurn)) {
+          showStored(m);
+        }
+      });
+      followState(data);
+    }
+    if ((state === "waiting" || state === "agent") && pollTimer === null) {
+      pollTimer = window.setTimeout(poll, POLL_MS);
+    }
   }
 
   // ---------------------------------------------------------------- ouverture et clavier
