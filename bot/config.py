@@ -29,6 +29,21 @@ def rasa_url() -> str:
     return os.environ.get("RASA_URL", "http://127.0.0.1:5005")
 
 
+def rasa_urls() -> list[str]:
+    """The Rasa replicas (`RASA_URLS`, comma-separated; default the one `RASA_URL`): the gateway
+    sends each conversation always to the same one."""
+    raw = os.environ.get("RASA_URLS", "")
+    urls = [u.strip().rstrip("/") for u in raw.split(",") if u.strip()]
+    return urls or [rasa_url().rstrip("/")]
+
+
+def max_turns_per_session() -> int:
+    """User messages one conversation may send before it must start over
+    (`GATEWAY_MAX_TURNS_PER_SESSION`, default 200; 0: no limit). Rasa replays a conversation's
+    events at each turn: an endless conversation slows its replica for everyone."""
+    return int(os.environ.get("GATEWAY_MAX_TURNS_PER_SESSION", "200"))
+
+
 def vault_key() -> bytes:
     """Fernet key of the personal-data vault (`BOT_VAULT_KEY`), shared by gateway and actions.
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.fernet import Fernet
 
 from bot.actions import (
     ActionAnswerFaq,
     ActionClarify,
     ActionHandleInform,
     ActionHelp,
+    ActionOutOfScope,
     ActionWebmail,
     ActionWhoVotes,
 )
+from bot.actions.handoff import ActionRequestHuman
 from bot.knowledge import Knowledge, make_engine
+from bot.personal_data.vault import Vault
 from tests.actions_helpers import run, said, tracker
 from tests.test_kb_file import SEED_SCRUTINS
 
@@ -224,3 +228,51 @@ def test_a_personal_value_given_unasked_is_not_used_and_the_chores_are_offered(k
         "/lost_voter_id",
         "/lost_voter_password",
     ]
+
+
+def _turns(*answers: str) -> list[dict]:
+    """Earlier user messages, each answered by the given action."""
+    events: list[dict] = [{"event": "action", "name": "action_session_start"}]
+    for answer in answers:
+        events += [
+            {"event": "user", "text": "?"},
+            {"event": "action", "name": "action_extract_slots"},
+            {"event": "action", "name": answer},
+            {"event": "action", "name": "action_listen"},
+        ]
+    return events
+
+
+@pytest.mark.parametrize(
+    ("earlier", "handed_over"),
+    [
+        ((), False),
+        (("action_out_of_scope",), False),
+        (("action_clarify", "action_out_of_scope"), True),
+        (("action_out_of_scope", "action_out_of_scope"), True),
+        # An answer in between resets the count.
+        (("action_clarify", "action_answer_faq", "action_out_of_scope"), False),
+    ],
+)
+def test_the_third_unanswered_message_in_a_row_goes_to_a_human(knowledge, earlier, handed_over):
+    for action, intent in (
+        (ActionOutOfScope(), "out_of_scope"),
+        (ActionClarify(knowledge), "nlu_fallback"),
+    ):
+        messages, _ = run(action, tracker(intent, "blorp zanquette", events=_turns(*earlier)))
+        payloads = [m["custom"] for m in messages if m.get("custom")]
+        assert payloads == ([{"handoff": "incompris"}] if handed_over else []), action.name()
+    # Out of scope still says it is not its topic, even when it hands over.
+    messages, _ = run(ActionOutOfScope(), tracker("out_of_scope", "x", events=_turns(*earlier)))
+    assert messages[0]["response"] == "utter_out_of_scope"
+
+
+def test_asking_for_a_person_during_a_chore_ends_the_chore_and_forgets_its_values(tmp_path):
+    vault = Vault(make_engine(f"sqlite:///{tmp_path / 'vault.db'}"), Fernet.generate_key())
+    vault.put("test-user", {"numen": "01E9501234ABC"})
+    state = tracker("ask_human", "un conseiller svp")
+    state.active_loop = {"name": "voter_id_reissue_form"}
+    messages, events = run(ActionRequestHuman(vault), state)
+    assert [m["custom"] for m in messages] == [{"handoff": "demande"}]
+    assert {"event": "active_loop", "name": None, "timestamp": None} in events
+    assert vault.get("test-user", "numen") is None

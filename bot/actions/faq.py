@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.actions import wording
 from bot.actions.base import KnowledgeAction, latest_entity, latest_intent, local_now
 from bot.actions.handoff import handoff_payload
+from bot.actions.lookup import scrutin_voters_reply
 from bot.knowledge import Knowledge
 from bot.support.models import REASON_MISUNDERSTOOD
 
@@ -45,20 +46,15 @@ class ActionAnswerFaq(KnowledgeAction):
         intent = latest_intent(tracker)
         if intent == "what_is_scrutin":
             named = latest_entity(tracker, "scrutin")
-            scrutins = knowledge.scrutins_named(named) if named else []
-            if scrutins:
-                everyone = knowledge.categories()
-                text = "\n\n".join(wording.scrutin_voters(s, everyone) for s in scrutins)
+            text = scrutin_voters_reply(knowledge, named) if named else None
+            if text:
                 dispatcher.utter_message(text=text)
                 return []
         answer = knowledge.answer(intent or "")
         if answer is None:
             dispatcher.utter_message(response="utter_default")
             return []
-        text = answer.text
-        if answer.period is not None:
-            text += "\n\n" + wording.period_status(answer.period, local_now(knowledge))
-        dispatcher.utter_message(text=text)
+        dispatcher.utter_message(text=wording.answer_with_status(answer, local_now(knowledge)))
         return []
 
 

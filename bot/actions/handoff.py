@@ -15,7 +15,7 @@ from rasa_sdk.events import ActiveLoop
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.chores import clear_chore_slots
-from bot.personal_data.vault import default_vault
+from bot.personal_data.vault import Vault, default_vault
 from bot.support.models import REASON_ASKED
 
 
@@ -24,6 +24,9 @@ def handoff_payload(reason: str) -> dict[str, str]:
 
 
 class ActionRequestHuman(Action):
+    def __init__(self, vault: Vault | None = None) -> None:
+        self._vault = vault  # None: the process-wide one
+
     def name(self) -> str:
         return "action_request_human"
 
@@ -33,5 +36,5 @@ class ActionRequestHuman(Action):
         dispatcher.utter_message(json_message=handoff_payload(REASON_ASKED))
         if not (tracker.active_loop or {}).get("name"):
             return []
-        await asyncio.to_thread(default_vault().forget, tracker.sender_id)
+        await asyncio.to_thread((self._vault or default_vault()).forget, tracker.sender_id)
         return [ActiveLoop(None), *clear_chore_slots()]
