@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,14 @@ def max_turns_per_session() -> int:
     (`GATEWAY_MAX_TURNS_PER_SESSION`, default 200; 0: no limit). Rasa replays a conversation's
     events at each turn: an endless conversation slows its replica for everyone."""
     return int(os.environ.get("GATEWAY_MAX_TURNS_PER_SESSION", "200"))
+
+
+def session_expiration_minutes() -> float:
+    """Rasa's `session_config.session_expiration_time` in domain.yml (written once, there): after
+    that many idle minutes a conversation starts a new session, and its turn count with it."""
+    domain = (REPO_ROOT / "domain.yml").read_text(encoding="utf-8")
+    found = re.search(r"^\s+session_expiration_time:\s*([0-9.]+)", domain, re.MULTILINE)
+    return float(found.group(1)) if found else 60.0
 
 
 def vault_key() -> bytes:

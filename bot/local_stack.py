@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from cryptography.fernet import Fernet
@@ -40,7 +41,12 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
 
 class LocalStack:
     """Portal, actions, Rasa (REST channel) and gateway; `say` talks to Rasa directly (already
-    redacted text), `chat` talks to the gateway as a browser would (one cookie per voter)."""
+    redacted text), `chat` talks to the gateway as a browser would (one cookie per voter).
+
+    Rasa keeps conversations in memory, in a SQLite file (`tracker_db=True`) or in PostgreSQL
+    (`tracker_store_url="postgresql://user@host:port/db"`); `lock_store_url="redis://..."`
+    makes it take conversation locks in Redis (`bot.production.lock_store`). Fault tests stop
+    and start single processes: `stop_process`, `start_process`, `restart`."""
 
     def __init__(
         self,
@@ -48,9 +54,13 @@ class LocalStack:
         model: Path,
         env: dict[str, str] | None = None,
         tracker_db: bool = False,
+        tracker_store_url: str | None = None,
+        lock_store_url: str | None = None,
     ) -> None:
         self.model = model
         self.tracker_db = workdir / "tracker.db" if tracker_db else None
+        self.tracker_store_url = tracker_store_url
+        self.lock_store_url = lock_store_url
         self.workdir = workdir
         self.action_port, self.rasa_port = free_port(), free_port()
         self.portal_port, self.gateway_port = free_port(), free_port()
@@ -71,6 +81,8 @@ class LocalStack:
             **(env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}
+        # name -> (argv, extra environment, health URL): what `start_process` runs again.
+        self._commands: dict[str, tuple[list[str], dict[str, str], str]] = {}
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self._http = requests.Session()
@@ -83,37 +95,84 @@ class LocalStack:
             cwd=REPO_ROOT, env=self.env, check=True, capture_output=True,
         )  # fmt: skip
         endpoints = self.workdir / "endpoints.yml"
-        config = f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
-        if self.tracker_db:  # conversations persisted in a SQLite file (default: in memory)
-            config += f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{self.tracker_db}"\n'
-        endpoints.write_text(config)
-        self._spawn(
-            "portal",
-            [sys.executable, "-m", "bot.portal", "serve", "--port", str(self.portal_port)],
-        )
-        self._spawn(
-            "actions", [sys.executable, "-m", "bot.actions"], ACTION_PORT=str(self.action_port)
-        )
-        self._spawn(
-            "rasa",
-            [
-                str(VENV_BIN / "rasa"), "run", "--model", str(self.model),
-                "--interface", "127.0.0.1", "--port", str(self.rasa_port),
-                "--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml"),
-            ],
-        )  # fmt: skip
-        self._spawn(
-            "gateway",
-            [sys.executable, "-m", "bot.gateway.app", "--port", str(self.gateway_port)],
-        )
-        wait_for(f"{self.portal_url}/health", self.processes["portal"])
-        wait_for(f"http://127.0.0.1:{self.action_port}/health", self.processes["actions"])
-        wait_for(f"{self.url}/", self.processes["rasa"])
-        wait_for(f"{self.gateway_url}/health", self.processes["gateway"])
+        endpoints.write_text(self._endpoints())
+        rasa = [
+            str(VENV_BIN / "rasa"), "run", "--model", str(self.model),
+            "--interface", "127.0.0.1", "--port", str(self.rasa_port),
+            "--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml"),
+        ]  # fmt: skip
+        self._commands = {
+            "portal": (
+                [sys.executable, "-m", "bot.portal", "serve", "--port", str(self.portal_port)],
+                {},
+                f"{self.portal_url}/health",
+            ),
+            "actions": (
+                [sys.executable, "-m", "bot.actions"],
+                {"ACTION_PORT": str(self.action_port)},
+                f"http://127.0.0.1:{self.action_port}/health",
+            ),
+            "rasa": (rasa, {}, f"{self.url}/"),
+            "gateway": (
+                [sys.executable, "-m", "bot.gateway.app", "--port", str(self.gateway_port)],
+                {},
+                f"{self.gateway_url}/health",
+            ),
+        }
+        for name, (argv, env, _) in self._commands.items():
+            self._spawn(name, argv, **env)
+        for name, (_, _, health) in self._commands.items():
+            wait_for(health, self.processes[name])
         return self
 
+    def _endpoints(self) -> str:
+        config = f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
+        if self.tracker_store_url:  # conversations in PostgreSQL
+            url = urlsplit(self.tracker_store_url)
+            config += (
+                "tracker_store:\n  type: SQL\n  dialect: postgresql\n"
+                f'  url: "{url.hostname}"\n  port: {url.port or 5432}\n'
+                f'  db: "{url.path.lstrip("/")}"\n  username: "{url.username or "postgres"}"\n'
+            )
+            if url.password:
+                config += f'  password: "{url.password}"\n'
+        elif self.tracker_db:  # conversations persisted in a SQLite file (default: in memory)
+            config += f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{self.tracker_db}"\n'
+        if self.lock_store_url:
+            config += (
+                "lock_store:\n  type: bot.production.lock_store.AtomicRedisLockStore\n"
+                f'  url: "{self.lock_store_url}"\n'
+            )
+        return config
+
+    def stop_process(self, name: str, kill: bool = False) -> None:
+        """Stop one process (SIGTERM, or SIGKILL as in a crash) and wait until it is gone."""
+        process = self.processes[name]
+        if process.poll() is None:
+            if kill:
+                process.kill()
+            else:
+                process.terminate()
+            process.wait(timeout=30)
+
+    def start_process(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Start one process again, as `start` did (with `env` added to its environment from
+        now on), and wait until it answers its health check."""
+        argv, own_env, health = self._commands[name]
+        if self.processes[name].poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        if env:
+            own_env = {**own_env, **env}
+            self._commands[name] = (argv, own_env, health)
+        self._spawn(name, argv, **own_env)
+        wait_for(health, self.processes[name])
+
+    def restart(self, name: str, kill: bool = False, env: dict[str, str] | None = None) -> None:
+        self.stop_process(name, kill)
+        self.start_process(name, env)
+
     def _spawn(self, name: str, argv: list[str], **env: str) -> None:
-        log = (self.logs / f"{name}.log").open("wb")
+        log = (self.logs / f"{name}.log").open("ab")  # a restarted process adds to its log
         self.processes[name] = subprocess.Popen(
             argv, cwd=REPO_ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
         )

@@ -4,13 +4,20 @@ Rasa validates every action-server response with `jsonschema.validate(result, sc
 re-checks the (large) events schema against its meta-schema on every call: profiled with py-spy,
 that was 54 % of the Rasa server's CPU time for a FAQ answer. The same validation, with the
 schema checked once, gives the same answers and errors (tests/test_rasa_patches.py).
+
+Rasa waits 300 s for the action server (`DEFAULT_REQUEST_TIMEOUT`, read at each call): with a hung
+action server, a voter's turn would hold its conversation's lock for five minutes while the
+gateway gave up after 15 s. `ACTION_TIMEOUT_SECONDS` (default 12 s, under the gateway's wait)
+bounds it; the turn then gets the service-error sentence (bot/channels/rasa_gateway.py).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
+import rasa.core.actions.action
 from jsonschema import ValidationError
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
@@ -38,5 +45,10 @@ def _validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
         raise
 
 
+def action_timeout_seconds() -> float:
+    return float(os.environ.get("ACTION_TIMEOUT_SECONDS", "12"))
+
+
 def apply() -> None:
     RemoteAction._validate_action_result = _validate_action_result
+    rasa.core.actions.action.DEFAULT_REQUEST_TIMEOUT = action_timeout_seconds()

@@ -30,3 +30,49 @@ def test_valid_responses_pass_and_invalid_ones_fail_as_in_rasa():
             action._validate_action_result(invalid)
         with pytest.raises(ValidationError):  # Rasa's own check refuses it too
             validate(invalid, RemoteAction.action_response_format_spec())
+
+
+def test_rasa_waits_for_the_action_server_only_as_long_as_configured(monkeypatch):
+    """A hung action server costs one bounded turn, not five minutes of the conversation."""
+    import asyncio
+    import time
+
+    import rasa.core.actions.action
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.shared.exceptions import RasaException
+    from rasa.utils.endpoints import EndpointConfig
+
+    monkeypatch.setenv("ACTION_TIMEOUT_SECONDS", "1")
+    rasa_patches.apply()
+    assert rasa.core.actions.action.DEFAULT_REQUEST_TIMEOUT == 1.0
+
+    async def hung(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    async def main() -> float:
+        app = web.Application()
+        app.router.add_post("/webhook", hung)
+        async with TestServer(app) as server:
+            action = RemoteAction(
+                "action_answer_faq", EndpointConfig(str(server.make_url("/webhook")))
+            )
+            started = time.monotonic()
+            with pytest.raises((RasaException, asyncio.TimeoutError)):  # processor catches both
+                await action.run(
+                    CollectingOutputChannel(),
+                    TemplatedNaturalLanguageGenerator({}),
+                    DialogueStateTracker("voter", []),
+                    Domain.empty(),
+                )
+            return time.monotonic() - started
+
+    assert asyncio.run(main()) < 5
+    monkeypatch.delenv("ACTION_TIMEOUT_SECONDS")
+    rasa_patches.apply()
+    assert rasa.core.actions.action.DEFAULT_REQUEST_TIMEOUT == 12.0

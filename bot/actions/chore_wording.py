@@ -183,9 +183,12 @@ def limit_reached(max_requests: str) -> str:
     )
 
 
+# Said after a timeout too, when the portal may have done the work: a retry with the same
+# values reuses the request's idempotency key (chores.idempotency_key), so nothing goes twice.
 PORTAL_DOWN = (
-    "Le service d'envoi ne répond pas pour le moment : la demande n'a pas pu être faite. "
-    "Réessayez dans quelques minutes ; si cela persiste, contactez l'assistance de votre académie."
+    "Le service d'envoi ne répond pas pour le moment, et je ne sais pas si votre demande a été "
+    "prise en compte. Réessayez dans quelques minutes avec les mêmes informations : elle ne sera "
+    "pas envoyée deux fois. Si cela persiste, contactez l'assistance de votre académie."
 )
 EXPIRED = (
     "Par sécurité, les informations saisies ne sont gardées que quelques minutes, et elles ont "

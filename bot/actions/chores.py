@@ -146,17 +146,29 @@ def not_an_answer(tracker: Tracker) -> bool:
     )
 
 
-def idempotency_key(tracker: Tracker, form: str) -> str:
-    """One key per filled form: the same request sent twice (a retry) is sent once."""
-    started = next(
-        (
-            str(e.get("timestamp"))
-            for e in reversed(tracker.events)
-            if e.get("event") == "active_loop" and e.get("name") == form
-        ),
-        "",
-    )
-    return hashlib.sha256(f"{tracker.sender_id}|{form}|{started}".encode()).hexdigest()
+SUBMIT_ACTIONS = {
+    REISSUE_FORM: "action_submit_voter_id_reissue",
+    RESET_FORM: "action_submit_password_reset",
+}
+
+
+def idempotency_key(tracker: Tracker, form: str, *values: str) -> str:
+    """One key per request: the same request sent twice (a retry, a double click) is sent once.
+
+    A request the portal did not answer (timeout, error) may still have been carried out: when
+    the voter then asks again with the same `values`, the request keeps that earlier key, so the
+    portal replays what it did instead of sending a second SMS."""
+    started, unanswered, submitting = "", False, False
+    for event in tracker.events:
+        kind = event.get("event")
+        if kind == "active_loop" and event.get("name") == form and not unanswered:
+            started = str(event.get("timestamp"))
+        elif kind == "action":
+            submitting = event.get("name") == SUBMIT_ACTIONS[form]
+        elif kind == "bot" and submitting:
+            unanswered, submitting = event.get("text") == say.PORTAL_DOWN, False
+    request = "|".join(hashlib.sha256(v.encode()).hexdigest() for v in values)
+    return hashlib.sha256(f"{tracker.sender_id}|{form}|{started}|{request}".encode()).hexdigest()
 
 
 def minutes_until(deadline: float) -> int:
@@ -432,7 +444,7 @@ class ActionSubmitVoterIdReissue(ChoreAction):
         try:
             outcome = await self.services.portal.request_voter_id_reissue(
                 numen.value, date.fromisoformat(born.value), phone.value,
-                idempotency_key(tracker, REISSUE_FORM),
+                idempotency_key(tracker, REISSUE_FORM, numen.value, born.value, phone.value),
             )  # fmt: skip
         except PortalUnavailable:
             logger.warning("portal unavailable for a voter-ID reissue")
@@ -483,7 +495,7 @@ class ActionSubmitPasswordReset(ChoreAction):
             return events
         try:
             outcome = await self.services.portal.request_password_reset(
-                email.value, idempotency_key(tracker, RESET_FORM)
+                email.value, idempotency_key(tracker, RESET_FORM, email.value)
             )
         except PortalUnavailable:
             logger.warning("portal unavailable for a password reset")

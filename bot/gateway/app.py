@@ -32,6 +32,7 @@ from bot.channels.telegram import setup_telegram
 from bot.gateway.console import setup_console
 from bot.gateway.keys import DESK, HTTP, RASA, RELAY, VAULT
 from bot.gateway.relay import MAX_MESSAGE_CHARS, TOO_LONG, UNAVAILABLE, Refused, Relay
+from bot.gateway.security import setup_security
 from bot.knowledge import Knowledge
 from bot.knowledge.store import make_engine
 from bot.personal_data.vault import Vault
@@ -45,6 +46,7 @@ COOKIE = "sid"
 COOKIE_MAX_AGE = 86400
 CROSS_ORIGIN_PATHS = ("/api/", "/health")
 ALLOWED_ORIGINS = web.AppKey("allowed_origins", frozenset)
+REPLICAS = web.AppKey("rasa_replicas", list)
 MAX_BODY_BYTES = 16 * 1024
 RASA_TIMEOUT = ClientTimeout(total=15)
 
@@ -172,7 +174,7 @@ async def history(request: web.Request) -> web.Response:
     replies while a handoff is open), with its state and the id of its last turn."""
     token, new = _session(request)
     after = request.query.get("after", "0")
-    if not after.isdigit() or len(after) > 12:
+    if not (after.isascii() and after.isdigit()) or len(after) > 12:
         return _with_cookie(request, _error(400, BAD_REQUEST), token, new)
     sender = sender_id(token)
     desk = request.app[RELAY].desk
@@ -199,7 +201,7 @@ async def chat(request: web.Request) -> web.Response:
         body = json.loads(await request.text())
     except web.HTTPRequestEntityTooLarge:
         return _error(413, TOO_LONG)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON or UTF-8, a too long number, too deep
         return _error(400, BAD_REQUEST)
     text = body.get("message") if isinstance(body, dict) else None
     if not isinstance(text, str):
@@ -227,18 +229,20 @@ def _shown(message: dict, turns: list) -> dict:
 async def _http_client(app: web.Application):
     async with ClientSession(timeout=RASA_TIMEOUT) as session:
         app[HTTP] = session
-        app[RELAY] = Relay(app[RASA], session, app[VAULT], app[DESK])
+        app[RELAY] = Relay(app[REPLICAS], session, app[VAULT], app[DESK])
         yield
 
 
 def create_app(
     rasa_url: str | None = None, vault: Vault | None = None, desk: SupportDesk | None = None
 ) -> web.Application:
-    """The gateway application; `rasa_url` defaults to `RASA_URL`, `vault` and `desk` to our
-    database's (`BOT_DATABASE_URL`)."""
+    """The gateway application; `rasa_url` defaults to the replicas of `RASA_URLS` (or the one
+    `RASA_URL`), `vault` and `desk` to our database's (`BOT_DATABASE_URL`)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cross_origin])
     app[ALLOWED_ORIGINS] = allowed_origins()
-    app[RASA] = (rasa_url or config.rasa_url()).rstrip("/")
+    # Conversations go each to its own replica; health and the copilot's parse use the first.
+    app[REPLICAS] = [rasa_url.rstrip("/")] if rasa_url else config.rasa_urls()
+    app[RASA] = app[REPLICAS][0]
     engine = vault.engine if vault else make_engine()  # the tests' vault: their database
     app[VAULT] = vault or Vault.from_env(engine)
     app[DESK] = desk or SupportDesk(SupportStore(engine), Knowledge(engine))
@@ -249,6 +253,7 @@ def create_app(
     app.router.add_post("/api/chat", chat)
     app.router.add_static("/static/", STATIC)
     setup_console(app)
+    setup_security(app)  # headers on every response; a French 500 as a last resort
     return app
 
 

@@ -199,7 +199,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         body = json.loads(await request.text())
     except web.HTTPRequestEntityTooLarge:
         raise ConsoleError(413, REPLY_TOO_LONG) from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON or UTF-8, a too long number, too deep
         raise ConsoleError(400, BAD_REQUEST) from None
     if not isinstance(body, dict):
         raise ConsoleError(400, BAD_REQUEST)
@@ -433,7 +433,7 @@ async def conversation(request: web.Request) -> web.Response:
     session = await _signed_in(request)
     conversation_id = _conversation_id(request)
     after = request.query.get("after", "0")
-    if not after.isdigit() or len(after) > 12:
+    if not (after.isascii() and after.isdigit()) or len(after) > 12:
         raise ConsoleError(400, BAD_REQUEST)
     store = request.config_dict[DESK].store
     found = await asyncio.to_thread(store.conversation, conversation_id)
@@ -586,7 +586,7 @@ async def _computed_insights(request: web.Request) -> tuple[ModuleType, Any]:
     if module is None:
         raise ConsoleError(503, NO_INSIGHTS)
     days = request.query.get("days", "30")
-    if not days.isdigit() or not 1 <= int(days) <= MAX_INSIGHTS_DAYS:
+    if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= MAX_INSIGHTS_DAYS:
         raise ConsoleError(400, BAD_DAYS)
     engine = request.config_dict[DESK].store.engine
     return module, await asyncio.to_thread(module.compute, engine, int(days))

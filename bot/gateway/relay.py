@@ -9,11 +9,13 @@ in a channel-neutral shape: `{"text": ..., "buttons": [{"title", "payload"}]}`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -39,7 +41,9 @@ PASSWORD_SHARED = "/password_shared"
 PASSWORD_HIDDEN = "(message masqué : il semblait contenir un mot de passe)"
 # A message starting with "/" is an intent for Rasa: accepted only when it is the payload of a
 # button the bot offered to this sender (or one of these), otherwise sent as plain text.
-ALWAYS_ALLOWED_PAYLOADS = {"/greet", "/help", "/cancel"}
+# Rasa's built-in intent that starts a new session: the way out of a too long conversation.
+START_OVER = "/session_start"
+ALWAYS_ALLOWED_PAYLOADS = {"/greet", "/help", "/cancel", START_OVER}
 
 EMPTY = "Votre message est vide : écrivez votre question, par exemple « mot de passe oublié »."
 TOO_LONG = (
@@ -51,6 +55,13 @@ UNAVAILABLE = (
     "L'assistant est momentanément indisponible. Réessayez dans un instant ; si le problème "
     "persiste, contactez votre assistance académique."
 )
+TURN_LIMIT = (
+    "Cette conversation est devenue très longue : pour que l'assistant reste rapide pour tous, "
+    "recommencez une nouvelle conversation (bouton « Recommencer » ou tapez « recommencer »), "
+    "puis reposez votre question."
+)
+STARTED_OVER = "C'est reparti : posez votre question."
+START_OVER_WORDS = {"recommencer", "nouvelle conversation"}
 
 
 class Refused(Exception):
@@ -99,16 +110,53 @@ class RateLimiter:
         return allowed
 
 
+def replica_for(sender: str, replicas: Sequence[str]) -> str:
+    """The replica that serves `sender`, always the same one (rendezvous hashing: adding or
+    removing a replica moves only the conversations that must move)."""
+    return max(replicas, key=lambda url: hashlib.sha256(f"{url}|{sender}".encode()).digest())
+
+
+class TurnCounter:
+    """User messages per conversation in its current session (in memory: one gateway process),
+    forgotten after the session's idle expiry, like Rasa's session."""
+
+    def __init__(self, limit: int, idle_seconds: float) -> None:
+        self.limit = limit
+        self._idle = idle_seconds
+        self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def add(self, sender: str, now: float | None = None) -> bool:
+        """Count one message; False when the conversation already reached the limit."""
+        now = time.monotonic() if now is None else now
+        count, last = self._counts.pop(sender, (0, now))
+        if now - last > self._idle:
+            count = 0
+        allowed = not self.limit or count < self.limit
+        self._counts[sender] = (count + 1 if allowed else count, now)
+        while len(self._counts) > MAX_TRACKED_SENDERS:
+            self._counts.popitem(last=False)
+        return allowed
+
+    def reset(self, sender: str) -> None:
+        self._counts.pop(sender, None)
+
+
 class Relay:
     def __init__(
         self,
-        rasa_url: str,
+        rasa_url: str | Sequence[str],
         http: ClientSession,
         vault: Vault,
         desk: SupportDesk,
         limiter: RateLimiter | None = None,
+        turns: TurnCounter | None = None,
     ) -> None:
-        self.rasa_url = rasa_url.rstrip("/")
+        urls = [rasa_url] if isinstance(rasa_url, str) else list(rasa_url)
+        self.replicas = [url.rstrip("/") for url in urls]
+        self.rasa_url = self.replicas[0]
+        self._counter = turns or TurnCounter(
+            config.max_turns_per_session(), config.session_expiration_minutes() * 60
+        )
         self._http = http
         self._vault = vault
         self.desk = desk
@@ -130,7 +178,11 @@ class Relay:
             raise Refused(429, TOO_FAST)
         redacted = redact(text, date.today())
         if redacted.values:
-            await asyncio.to_thread(self._vault.put, sender, redacted.values)
+            try:
+                await asyncio.to_thread(self._vault.put, sender, redacted.values)
+            except SQLAlchemyError:  # our database is down: the values must not go anywhere else
+                logger.warning("vault unreachable: a message with personal values was refused")
+                raise Refused(503, UNAVAILABLE) from None
         forwarded = (
             PASSWORD_SHARED if redacted.password else self._payload_or_text(sender, redacted.text)
         )
@@ -143,7 +195,24 @@ class Relay:
                 messages, last = await self.desk.while_paused(sender, state, shown)
                 self._remember_buttons(sender, messages)
                 return Exchange(shown, messages, await self._state(sender), last)
+            if forwarded.lower().strip(" .!") in START_OVER_WORDS:
+                forwarded = START_OVER
+            if forwarded == START_OVER:
+                self._counter.reset(sender)
+            elif not self._counter.add(sender):
+                messages = [
+                    {
+                        "text": TURN_LIMIT,
+                        "buttons": [{"title": "Recommencer", "payload": START_OVER}],
+                    }
+                ]
+                self._remember_buttons(sender, messages)
+                return Exchange(shown, messages)
             messages, nlu = await self._post(sender, forwarded)
+            if forwarded == START_OVER:
+                # A new session says nothing (the channel may call that silence an incident);
+                # had it failed, the next message would show it.
+                messages = [{"text": STARTED_OVER}]
             handoff = next((m["handoff"] for m in messages if "handoff" in m), None)
             messages = [m for m in messages if "handoff" not in m]
             turns = await self._record(sender, shown, nlu, messages, address)
@@ -191,9 +260,10 @@ class Relay:
                 self._offered.popitem(last=False)
 
     async def _post(self, sender: str, text: str) -> tuple[list[dict[str, Any]], TurnNlu | None]:
+        replica = replica_for(sender, self.replicas)
         try:
             async with self._http.post(
-                f"{self.rasa_url}/webhooks/gateway/webhook",
+                f"{replica}/webhooks/gateway/webhook",
                 json={"sender": sender, "message": text},
                 headers=config.rasa_channel_headers(),
             ) as reply:
@@ -202,7 +272,7 @@ class Relay:
                     raise Refused(503, UNAVAILABLE)
                 answer = await reply.json()
         except (ClientError, asyncio.TimeoutError, json.JSONDecodeError):
-            logger.warning("rasa unreachable at %s", self.rasa_url)
+            logger.warning("rasa unreachable at %s", replica)
             raise Refused(503, UNAVAILABLE) from None
         if not isinstance(answer, dict) or not isinstance(answer.get("messages"), list):
             logger.warning("rasa answered an unexpected body")

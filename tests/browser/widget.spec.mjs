@@ -7,7 +7,7 @@
 // (the Python side did it); the last line is {"result": {...}} or {"error": "..."}.
 import { createInterface } from "node:readline";
 import { createRequire } from "node:module";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -128,7 +128,7 @@ async function observeLog(page) {
 
 async function axe(page) {
   const ready = await page.evaluate(() => typeof window.axe !== "undefined");
-  if (!ready) await page.addScriptTag({ path: AXE });
+  if (!ready) await page.evaluate(readFileSync(AXE, "utf8")); // the page's CSP forbids a script tag
   return page.evaluate(async (tags) => {
     const results = await window.axe.run(document, { runOnly: { type: "tag", values: tags } });
     return {

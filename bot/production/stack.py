@@ -1,0 +1,260 @@
+"""The production layout on one machine: PostgreSQL for our database and Rasa's tracker store,
+Redis for the conversation locks, N Rasa replicas each with its own action server, the gateway
+in front sending each conversation always to the same replica, and the simulated portal unless
+`PORTAL_URL` points at a real one.
+
+`ProductionStack` has the shape of `bot.local_stack.LocalStack` (tests and benchmarks use
+either); `python -m bot.production` runs it in the foreground.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+
+from bot.config import REPO_ROOT
+from bot.local_stack import VENV_BIN, free_port, wait_for
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "BOT_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/assistant",
+    "TRACKER_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/assistant_tracker",
+    "PORTAL_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/assistant_portal",
+    "REDIS_URL": "redis://127.0.0.1:6379/1",
+}
+LOCK_STORE = "bot.production.lock_store.AtomicRedisLockStore"
+
+
+def production_settings(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment with the production defaults filled in (the environment wins)."""
+    env = dict(os.environ if env is None else env)
+    for name, value in DEFAULTS.items():
+        env.setdefault(name, value)
+    return env
+
+
+def ensure_database(url: str) -> bool:
+    """Create the PostgreSQL database named in `url` if it does not exist; True if created.
+    Other dialects (SQLite) create their file themselves."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return False
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+            ).first()
+            if not exists:
+                quoted = admin.dialect.identifier_preparer.quote(parsed.database)
+                connection.execute(text(f"CREATE DATABASE {quoted}"))
+    finally:
+        admin.dispose()
+    return not exists
+
+
+def tracker_store_config(url: str) -> dict[str, object]:
+    """Rasa's `tracker_store` endpoint for the SQL database at `url`."""
+    parsed: URL = make_url(url)
+    config: dict[str, object] = {
+        "type": "SQL",
+        "dialect": parsed.drivername,
+        "url": parsed.host or "",
+        "db": parsed.database,
+    }
+    if parsed.port:
+        config["port"] = parsed.port
+    if parsed.username:
+        config["username"] = parsed.username
+    if parsed.password:
+        config["password"] = parsed.password
+    if parsed.query:
+        config["query"] = dict(parsed.query)
+    return config
+
+
+def endpoints_yaml(action_url: str, tracker_url: str, env: dict[str, str]) -> str:
+    """One replica's endpoints.yml (JSON is YAML): its action server, the shared tracker store,
+    the shared lock store (`REDIS_URL`, `LOCK_LIFETIME_SECONDS`, `LOCK_ACQUIRE_TIMEOUT_SECONDS`)."""
+    lock_store: dict[str, object] = {"type": LOCK_STORE, "url": env["REDIS_URL"]}
+    for name, key in (
+        ("LOCK_LIFETIME_SECONDS", "lock_lifetime"),
+        ("LOCK_ACQUIRE_TIMEOUT_SECONDS", "acquire_timeout"),
+    ):
+        if env.get(name):
+            lock_store[key] = float(env[name])
+    endpoints = {
+        "action_endpoint": {"url": action_url},
+        "tracker_store": tracker_store_config(tracker_url),
+        "lock_store": lock_store,
+    }
+    return json.dumps(endpoints, indent=2) + "\n"
+
+
+class ProductionStack:
+    """Portal, N x (actions, Rasa), gateway; same interface as `LocalStack`.
+
+    Ports are free loopback ports unless `ports` gives the first of each kind (gateway, portal,
+    rasa, actions; replica i uses rasa + i and actions + i)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        model: Path,
+        replicas: int = 2,
+        env: dict[str, str] | None = None,
+        ports: dict[str, int] | None = None,
+        gateway_host: str = "127.0.0.1",
+    ) -> None:
+        self.workdir = workdir
+        self.model = model
+        self.replicas = replicas
+        self.gateway_host = gateway_host
+        base = production_settings({**os.environ, **(env or {})})
+        self.simulated_portal = not base.get("PORTAL_URL")
+
+        def port(kind: str, i: int = 0) -> int:
+            return ports[kind] + i if ports else free_port()
+
+        self.gateway_port, self.portal_port = port("gateway"), port("portal")
+        self.rasa_ports = [port("rasa", i) for i in range(replicas)]
+        self.action_ports = [port("actions", i) for i in range(replicas)]
+        self.rasa_urls = [f"http://127.0.0.1:{p}" for p in self.rasa_ports]
+        self.url = self.rasa_urls[0]
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        self.portal_url = base.get("PORTAL_URL") or f"http://127.0.0.1:{self.portal_port}"
+        self.env = {
+            "RASA_TELEMETRY_ENABLED": "false",
+            "BOT_VAULT_KEY": Fernet.generate_key().decode(),  # shared by gateway and actions
+            "GATEWAY_RASA_TOKEN": secrets.token_urlsafe(24),  # the replicas trust only it
+            "PORTAL_TOKEN": secrets.token_urlsafe(24),
+            **base,
+            "PORTAL_URL": self.portal_url,
+            "RASA_URLS": ",".join(self.rasa_urls),
+            "RASA_URL": self.url,
+        }
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._http = requests.Session()
+        self._voters: dict[str, requests.Session] = {}
+
+    def prepare(self) -> None:
+        """Create the databases if missing, migrate ours, seed the knowledge base, and create
+        Rasa's tracker table once (replicas starting together would race to create it)."""
+        names = ["BOT_DATABASE_URL", "TRACKER_DATABASE_URL"]
+        if self.simulated_portal:
+            names.append("PORTAL_DATABASE_URL")
+        for name in names:
+            if ensure_database(self.env[name]):
+                logger.info("created database %s", make_url(self.env[name]).database)
+        for step in (["bot.production", "migrate"], ["bot.knowledge", "load"]):
+            self._run_once([sys.executable, "-m", *step])
+        tracker = tracker_store_config(self.env["TRACKER_DATABASE_URL"])
+        self._run_once(
+            [sys.executable, "-c", CREATE_TRACKER_TABLES, json.dumps(tracker)],
+        )
+
+    def _run_once(self, argv: list[str]) -> None:
+        done = subprocess.run(argv, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[1:3])} failed:\n{done.stderr[-2000:]}")
+
+    def start(self) -> ProductionStack:
+        self.prepare()
+        if self.simulated_portal:
+            self._spawn(
+                "portal",
+                [sys.executable, "-m", "bot.portal", "serve", "--port", str(self.portal_port)],
+            )
+        for i in range(self.replicas):
+            action_url = f"http://127.0.0.1:{self.action_ports[i]}/webhook"
+            endpoints = self.workdir / f"endpoints-{i}.yml"
+            endpoints.write_text(
+                endpoints_yaml(action_url, self.env["TRACKER_DATABASE_URL"], self.env)
+            )
+            self._spawn(
+                f"actions-{i}",
+                [sys.executable, "-m", "bot.actions"],
+                ACTION_PORT=str(self.action_ports[i]),
+            )
+            self._spawn(
+                f"rasa-{i}",
+                [
+                    str(VENV_BIN / "rasa"), "run", "--model", str(self.model),
+                    "--interface", "127.0.0.1", "--port", str(self.rasa_ports[i]),
+                    "--endpoints", str(endpoints),
+                    "--credentials", str(REPO_ROOT / "credentials.yml"),
+                ],
+            )  # fmt: skip
+        self._spawn(
+            "gateway",
+            [
+                sys.executable, "-m", "bot.gateway.app",
+                "--host", self.gateway_host, "--port", str(self.gateway_port),
+            ],
+        )  # fmt: skip
+        if self.simulated_portal:
+            wait_for(f"{self.portal_url}/health", self.processes["portal"])
+        for i in range(self.replicas):
+            wait_for(
+                f"http://127.0.0.1:{self.action_ports[i]}/health", self.processes[f"actions-{i}"]
+            )
+            wait_for(f"{self.rasa_urls[i]}/", self.processes[f"rasa-{i}"])
+        wait_for(f"{self.gateway_url}/health", self.processes["gateway"])
+        return self
+
+    def _spawn(self, name: str, argv: list[str], **env: str) -> None:
+        log = (self.logs / f"{name}.log").open("wb")
+        self.processes[name] = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def chat(self, text: str, voter: str = "voter") -> list[dict]:
+        """Send one message through the gateway, as the browser of `voter`; the bot's messages."""
+        session = self._voters.setdefault(voter, requests.Session())
+        reply = session.post(f"{self.gateway_url}/api/chat", json={"message": text}, timeout=30)
+        reply.raise_for_status()
+        return reply.json()["messages"]
+
+    def peak_memory_mb(self, name: str = "rasa-0") -> float:
+        """Peak resident memory (VmHWM) of one of the processes, in MB."""
+        status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.logs.glob("*.log"))
+
+    def stop(self) -> None:
+        # The gateway first (no new turns), then the replicas, actions and portal.
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# Run in a subprocess: importing Rasa's tracker store costs memory the launcher need not keep.
+CREATE_TRACKER_TABLES = """
+import json, sys
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+SQLTrackerStore(Domain.empty(), **{("host" if k == "url" else k): v
+    for k, v in json.loads(sys.argv[1]).items() if k != "type"})
+"""
