@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from bot.config import REPO_ROOT
 from bot.knowledge import Knowledge, load_kb, make_engine
@@ -13,6 +17,32 @@ from bot.local_stack import LocalStack
 from bot.training import ensure_model
 
 KB = REPO_ROOT / "kb" / "faq_fr.md"
+# The local PostgreSQL server (these machines run one; a test that needs it fails without it).
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """The URL of a new database on the local PostgreSQL server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture()
+def postgres_url() -> Iterator[str]:
+    """A throw-away database on the local PostgreSQL server."""
+    with throwaway_postgres("test") as url:
+        yield url
 
 
 @pytest.fixture()

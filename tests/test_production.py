@@ -5,7 +5,6 @@ message under concurrent bursts."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import subprocess
@@ -31,9 +30,7 @@ from bot.production.lock_store import AtomicRedisLockStore
 from bot.production.migrations import migrate
 from bot.production.migrations.metadata import target_metadata
 from bot.production.stack import ProductionStack
-from tests.conftest import KB
-
-ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.conftest import KB, POSTGRES_ADMIN_URL, throwaway_postgres
 
 
 def _free_port() -> int:
@@ -377,19 +374,8 @@ def test_a_too_long_conversation_is_offered_to_start_over(monkeypatch):
 
 @pytest.fixture()
 def postgres_database() -> Iterator[str]:
-    name = f"prod_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # any failure here means "no server on this machine"
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {error}")
-    yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_postgres("prod_test") as url:
+        yield url
 
 
 def _schema_differences(url: str) -> list:
@@ -482,7 +468,7 @@ def test_no_message_is_lost_or_duplicated_across_two_replicas(tmp_path, postgres
             assert "Exception" not in (stack.logs / f"{name}.log").read_text(errors="replace")
     finally:
         stack.stop()
-        admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
         with admin.connect() as conn:
             for url in (tracker_url, portal_url):
                 conn.execute(

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -21,11 +20,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     func,
     insert,
     select,
-    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -36,8 +33,8 @@ from bot.personal_data.vault import VaultEntry, create_vault_table
 from bot.support import models
 from bot.support.accounts import Accounts
 from bot.support.retention import RetentionPolicy, purge_support, purge_tracker
+from tests.conftest import throwaway_postgres
 
-ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2026, 11, 28, 12, 0)
 OLD = NOW - timedelta(days=120)
 RECENT = NOW - timedelta(days=3)
@@ -49,21 +46,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'bot.db'}"
         return
-    name = f"retention_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # any failure here means "no server on this machine"
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {error}")
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_postgres("retention_test") as url:
+        yield url
 
 
 def conversation(session: Session, cid: str, last_at: datetime, turns: list[datetime]) -> None:
