@@ -40,7 +40,6 @@ from bot.portal.models import make_engine
 from bot.portal.registry import DEMO_CSV, VoterImportError, import_voters, parse_voters
 from bot.portal.settings import Limits
 from bot.portal.simulated import create_app
-from tests.test_postgresql import postgres_url  # noqa: F401  (fixture)
 
 TOKEN = "test-portal-token"
 VOTERS = parse_voters(DEMO_CSV.read_text(encoding="utf-8"))
