@@ -25,6 +25,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def peak_memory_mb(process: subprocess.Popen) -> float:
+    """Peak resident memory (VmHWM) of a running process, in MB."""
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def chat(session: requests.Session, gateway_url: str, text: str) -> list[dict]:
+    """One message to the gateway's chat API with `session`'s cookie; the bot's messages."""
+    reply = session.post(f"{gateway_url}/api/chat", json={"message": text}, timeout=30)
+    reply.raise_for_status()
+    return reply.json()["messages"]
+
+
 def wait_for(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -189,10 +203,7 @@ class LocalStack:
 
     def chat(self, text: str, voter: str = "voter") -> list[dict]:
         """Send one message through the gateway, as the browser of `voter`; the bot's messages."""
-        session = self._voters.setdefault(voter, requests.Session())
-        reply = session.post(f"{self.gateway_url}/api/chat", json={"message": text}, timeout=30)
-        reply.raise_for_status()
-        return reply.json()["messages"]
+        return chat(self._voters.setdefault(voter, requests.Session()), self.gateway_url, text)
 
     def portal_outbox(self) -> list[dict]:
         """What the simulated portal would have sent (SMS and e-mails)."""
@@ -206,9 +217,7 @@ class LocalStack:
 
     def peak_memory_mb(self, name: str = "rasa") -> float:
         """Peak resident memory (VmHWM) of one of the processes, in MB."""
-        status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+        return peak_memory_mb(self.processes[name])
 
     def tracker_text(self) -> str:
         """The raw bytes of the tracker store file, as text (empty when conversations are in

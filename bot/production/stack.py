@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
 from bot.config import REPO_ROOT
-from bot.local_stack import VENV_BIN, free_port, wait_for
+from bot.local_stack import VENV_BIN, chat, free_port, peak_memory_mb, wait_for
 
 logger = logging.getLogger(__name__)
 
@@ -223,16 +223,11 @@ class ProductionStack:
 
     def chat(self, text: str, voter: str = "voter") -> list[dict]:
         """Send one message through the gateway, as the browser of `voter`; the bot's messages."""
-        session = self._voters.setdefault(voter, requests.Session())
-        reply = session.post(f"{self.gateway_url}/api/chat", json={"message": text}, timeout=30)
-        reply.raise_for_status()
-        return reply.json()["messages"]
+        return chat(self._voters.setdefault(voter, requests.Session()), self.gateway_url, text)
 
     def peak_memory_mb(self, name: str = "rasa-0") -> float:
         """Peak resident memory (VmHWM) of one of the processes, in MB."""
-        status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+        return peak_memory_mb(self.processes[name])
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs.glob("*.log"))
