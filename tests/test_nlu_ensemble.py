@@ -1,0 +1,116 @@
+"""The second intent classifier: trained, stored in the model, reloaded, averaged with DIET."""
+
+from __future__ import annotations
+
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.ensemble import PARTS, LinearIntentEnsemble, combine
+
+EXAMPLES = {
+    "webmail_access": ["webmail de lyon", "messagerie academique", "ma boite mail pro"],
+    "voting_dates": ["quand commence le vote", "date du scrutin", "le vote ferme quand"],
+    "out_of_scope": ["meteo a brest", "combien gagne un prof", "recette de crepes"],
+}
+
+
+def test_combine_is_a_weighted_mean_with_missing_intents_at_zero():
+    diet = {"a": 0.8, "b": 0.2}
+    linear = {"b": 0.6, "c": 0.4}
+    assert combine(diet, linear, 1.0)[0] == ("a", 0.8)
+    assert combine(diet, linear, 0.0)[0] == ("b", 0.6)
+    ranking = dict(combine(diet, linear, 0.5))
+    assert ranking == pytest.approx({"a": 0.4, "b": 0.4, "c": 0.2})
+
+
+def _message(text: str, diet: dict[str, float] | None = None) -> Message:
+    message = Message(data={TEXT: text})
+    if diet is not None:
+        ranking = [{"name": n, "confidence": c} for n, c in diet.items()]
+        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        message.set(INTENT, ranking[0], add_to_output=True)
+    return message
+
+
+@pytest.fixture()
+def trained(tmp_path):
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("ensemble")
+    context = ExecutionContext(GraphSchema({}), "test")
+    config = {"diet_weight": 0.5, "C": 10.0}
+    component = LinearIntentEnsemble.create(config, storage, resource, context)
+    data = TrainingData(
+        [Message(data={TEXT: t, INTENT: i}) for i, texts in EXAMPLES.items() for t in texts]
+    )
+    component.train(data)
+    return LinearIntentEnsemble.load(config, storage, resource, context)
+
+
+def test_reloaded_classifier_alone_recognises_unseen_wording(trained):
+    (message,) = trained.process([_message("c'est quand que le vote commence")])
+    assert message.get(INTENT)["name"] == "voting_dates"
+    assert message.get(PARTS)["diet"] == {}
+
+
+def test_average_overrides_a_diet_guess_the_linear_model_contradicts(trained):
+    diet = {"webmail_access": 0.55, "voting_dates": 0.45}
+    (message,) = trained.process([_message("quand commence le vote", diet)])
+    parts = message.get(PARTS)
+    assert parts["diet"] == diet
+    assert max(parts["linear"], key=parts["linear"].get) == "voting_dates"
+    assert message.get(INTENT)["name"] == "voting_dates"
+    ranking = message.get(INTENT_RANKING_KEY)
+    assert ranking[0]["confidence"] == pytest.approx(
+        0.5 * 0.45 + 0.5 * parts["linear"]["voting_dates"]
+    )
+    assert [r["confidence"] for r in ranking] == sorted(
+        (r["confidence"] for r in ranking), reverse=True
+    )
+    assert message.as_dict(only_output_properties=True).get(PARTS) is None
+
+
+def test_empty_text_is_left_as_diet_left_it(trained):
+    diet = {"out_of_scope": 0.9}
+    (message,) = trained.process([_message("   ", diet)])
+    assert message.get(INTENT) == {"name": "out_of_scope", "confidence": 0.9}
+    assert message.get(PARTS) is None
+
+
+def test_untrained_model_keeps_diet_ranking(tmp_path):
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test")
+    component = LinearIntentEnsemble.load({}, storage, Resource("never-trained"), context)
+    diet = {"voting_dates": 0.7, "webmail_access": 0.3}
+    (message,) = component.process([_message("quand commence le vote", diet)])
+    assert message.get(INTENT)["name"] == "voting_dates"
+    assert message.get(PARTS) is None
+
+
+def test_tuning_script_reads_what_the_trained_model_answers():
+    """`./scripts/tune-nlu` re-averages the two rankings itself: it must match the model."""
+    import asyncio
+
+    from rasa.core.agent import Agent
+
+    from bench.tune import dev_examples, ensemble_config, parts
+    from bot.training import ensure_model
+
+    model = ensure_model()
+    texts = [text for text, _ in dev_examples()[::40]]
+    weight = float(ensemble_config()["diet_weight"])
+    rankings = parts(model, texts)
+    agent = Agent.load(str(model))
+    for text, ranking in zip(texts, rankings, strict=True):
+        parsed = asyncio.run(agent.parse_message(text))
+        expected = combine(ranking["diet"], ranking["linear"], weight)[0]
+        model_ranking = {r["name"]: r["confidence"] for r in parsed["intent_ranking"]}
+        assert model_ranking[expected[0]] == pytest.approx(expected[1]), text
+        best = max((r for r in parsed["intent_ranking"] if r["name"] != "nlu_fallback"),
+                   key=lambda r: r["confidence"])  # fmt: skip
+        assert best["name"] == expected[0], text
+        assert PARTS not in parsed
