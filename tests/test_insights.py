@@ -391,8 +391,8 @@ def test_the_command_refuses_a_date_that_is_not_iso(engine, tmp_path):
 
 # ---------------------------------------------------------------------------- live
 
-UNCLEAR = "le machin marche pas"
-UNCLEAR_TOO = "le machin marche pas du tout"  # the same complaint, near-identical wording
+UNCLEAR = "le site marche pas"
+UNCLEAR_TOO = "le site ne marche pas"  # the same complaint, near-identical wording
 # Who says what, in this order, through the gateway.
 SCRIPT = [
     ("alice", "comment créer mon mot de passe ?"),

@@ -6,16 +6,17 @@ import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.ensemble import PARTS, LinearIntentEnsemble, combine
+from bot.nlu.ensemble import PARTS, LinearIntentEnsemble, combine, mask_entities
 
 EXAMPLES = {
     "webmail_access": ["webmail de lyon", "messagerie academique", "ma boite mail pro"],
     "voting_dates": ["quand commence le vote", "date du scrutin", "le vote ferme quand"],
     "out_of_scope": ["meteo a brest", "combien gagne un prof", "recette de crepes"],
+    "inform": ["Lyon", "je suis a Nice", "academie de Lille"],
 }
 
 
@@ -28,8 +29,23 @@ def test_combine_is_a_weighted_mean_with_missing_intents_at_zero():
     assert ranking == pytest.approx({"a": 0.4, "b": 0.4, "c": 0.2})
 
 
-def _message(text: str, diet: dict[str, float] | None = None) -> Message:
+def test_mask_entities_replaces_each_span_by_its_kind_first_match_winning():
+    text = "webmail de Lyon pour un AESH"
+    spans = [(11, 15, "academie"), (24, 28, "categorie"), (12, 15, "academie")]
+    assert mask_entities(text, spans) == "webmail de  zzacademiezz  pour un  zzcategoriezz "
+    assert mask_entities(text, []) == text
+
+
+def _message(
+    text: str, diet: dict[str, float] | None = None, academie: str | None = None
+) -> Message:
     message = Message(data={TEXT: text})
+    if academie is not None:
+        start = text.index(academie)
+        end = start + len(academie)
+        extractor = "KnowledgeBaseEntityExtractor"
+        found = {"entity": "academie", "start": start, "end": end, "extractor": extractor}
+        message.set(ENTITIES, [found], add_to_output=True)
     if diet is not None:
         ranking = [{"name": n, "confidence": c} for n, c in diet.items()]
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
@@ -55,6 +71,14 @@ def test_reloaded_classifier_alone_recognises_unseen_wording(trained):
     (message,) = trained.process([_message("c'est quand que le vote commence")])
     assert message.get(INTENT)["name"] == "voting_dates"
     assert message.get(PARTS)["diet"] == {}
+
+
+def test_a_place_never_seen_in_training_counts_as_the_places_that_were(trained):
+    """Training masked Lyon, Nice and Lille (the KB matcher found them); Bastia is in Corse."""
+    (found,) = trained.process([_message("en poste a Bastia", academie="Bastia")])
+    assert found.get(INTENT)["name"] == "inform"
+    (unfound,) = trained.process([_message("en poste a Bastia")])
+    assert unfound.get(PARTS)["linear"]["inform"] < found.get(PARTS)["linear"]["inform"]
 
 
 def test_average_overrides_a_diet_guess_the_linear_model_contradicts(trained):

@@ -7,6 +7,10 @@ development set (`bench/nlu/dev.yml`, chosen by `./scripts/tune-nlu`); the weigh
 fallback thresholds were chosen there, never on the held-out test set.
 
 It runs after DIET and before the FallbackClassifier, which then reads the averaged confidence.
+The académie, staff-category and scrutin names found by the knowledge-base matcher are replaced
+by one word per kind before the n-grams are taken ("en poste à Strasbourg" -> "en poste à
+zzacademiezz"), in training and at run time, so a city or a job title the training examples
+never used weighs like the ones they did.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_START,
+    ENTITY_ATTRIBUTE_TYPE,
+    EXTRACTOR,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -48,6 +62,30 @@ def build_pipeline(c: float) -> Any:
         ),
         LogisticRegression(max_iter=3000, C=c),
     )
+
+
+def mask_entities(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """The text with each (start, end, kind) span replaced by one word for its kind."""
+    parts, last = [], 0
+    for start, end, kind in sorted(spans):
+        if start < last:  # overlapping matches: the first one wins
+            continue
+        parts += [text[last:start], f" zz{kind}zz "]
+        last = end
+    return "".join(parts) + text[last:]
+
+
+def matcher_spans(matcher: Any, text: str) -> list[tuple[int, int, str]]:
+    return [(m.start, m.end, m.entity) for m in matcher.find(text)]
+
+
+def extracted_spans(message: Message) -> list[tuple[int, int, str]]:
+    """Spans the KnowledgeBaseEntityExtractor set on the message earlier in the pipeline."""
+    return [
+        (e[ENTITY_ATTRIBUTE_START], e[ENTITY_ATTRIBUTE_END], e[ENTITY_ATTRIBUTE_TYPE])
+        for e in message.get(ENTITIES) or []
+        if e.get(EXTRACTOR) == "KnowledgeBaseEntityExtractor"
+    ]
 
 
 def combine(
@@ -101,8 +139,15 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         if len({m.get(INTENT) for m in examples}) < 2:
             logger.warning("LinearIntentEnsemble: fewer than two intents, nothing to learn.")
             return self._resource
+        from bot import config
+        from bot.knowledge.kb_file import read_kb
+        from bot.knowledge.matching import EntityMatcher
+
+        # The matcher the extractor uses at run time, not the examples' own annotations.
+        matcher = EntityMatcher.from_kb(read_kb(str(config.kb_path())))
+        texts = [mask_entities(m.get(TEXT), matcher_spans(matcher, m.get(TEXT))) for m in examples]
         self._pipeline = build_pipeline(float(self._config["C"]))
-        self._pipeline.fit([m.get(TEXT) for m in examples], [m.get(INTENT) for m in examples])
+        self._pipeline.fit(texts, [m.get(INTENT) for m in examples])
         with self._storage.write_to(self._resource) as folder:
             (folder / PIPELINE_FILE).write_bytes(pickle.dumps(self._pipeline))
         return self._resource
@@ -132,7 +177,8 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         usable = [i for i, text in enumerate(texts) if isinstance(text, str) and text.strip()]
         if not usable:
             return messages
-        probabilities = self._pipeline.predict_proba([texts[i] for i in usable])
+        masked = [mask_entities(texts[i], extracted_spans(messages[i])) for i in usable]
+        probabilities = self._pipeline.predict_proba(masked)
         classes = list(self._pipeline.classes_)
         for row, index in zip(probabilities, usable, strict=True):
             message = messages[index]
