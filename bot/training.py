@@ -42,7 +42,7 @@ def ensure_model(out: Path = MODELS) -> Path:
         return model
     log = REPO_ROOT / "var" / "log" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"Entraînement du modèle (environ 5 minutes ; journal : {log})…", file=sys.stderr)
+    print(f"Entraînement du modèle (environ 10 minutes ; journal : {log})…", file=sys.stderr)
     started = time.monotonic()
     rasa = Path(sys.executable).parent / "rasa"
     with log.open("wb") as output:
