@@ -15,20 +15,18 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from bench.run import NOT_ANSWERED, OUT_OF_SCOPE, _examples, _share
 from bot.config import REPO_ROOT
 from bot.nlu.ensemble import PARTS, LinearIntentEnsemble, combine
 from bot.training import ensure_model
 
 DEV = REPO_ROOT / "bench" / "nlu" / "dev.yml"
-OUT_OF_SCOPE = "out_of_scope"
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
 THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
 
 
 def dev_examples(path: Path = DEV) -> list[tuple[str, str]]:
     """(text, intent) of the development set, normalised as at run time."""
-    from bench.run import _examples
-
     texts, intents = _examples(path)
     return list(zip(texts, intents, strict=True))
 
@@ -54,13 +52,13 @@ def figures(truths: list[str], guesses: list[str]) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
     pairs = list(zip(truths, guesses, strict=True))
-    oos = [guess for truth, guess in pairs if truth == OUT_OF_SCOPE]
-    answered = [truth for truth, guess in pairs if guess != OUT_OF_SCOPE]
+    oos = [pair for pair in pairs if pair[0] == OUT_OF_SCOPE]
+    answered = [pair for pair in pairs if pair[1] not in NOT_ANSWERED]
     return {
-        "accuracy": sum(t == g for t, g in pairs) / len(pairs),
+        "accuracy": _share(pairs, lambda truth, guess: truth == guess),
         "macro_f1": f1_score(truths, guesses, average="macro", zero_division=0),
-        "oos_recall": sum(g == OUT_OF_SCOPE for g in oos) / max(len(oos), 1),
-        "in_scope_precision": sum(t != OUT_OF_SCOPE for t in answered) / max(len(answered), 1),
+        "oos_recall": _share(oos, lambda truth, guess: guess == OUT_OF_SCOPE),
+        "in_scope_precision": _share(answered, lambda truth, guess: truth != OUT_OF_SCOPE),
     }
 
 
