@@ -1,8 +1,10 @@
 """The public web entry point: the chat widget (and a demo page), a small chat API relayed to Rasa.
 
-Rasa's REST channel trusts the `sender` field it is given, so it must never face users: this
-gateway assigns each browser a random session cookie and derives the Rasa sender id from it,
-so a client can only ever write into its own conversation.
+Rasa's channels trust the `sender` field they are given, so they must never face users: this
+gateway assigns each browser a signed random session cookie (`sessions.py`) and derives the
+Rasa sender id from it, so a client can only ever write into its own conversation. Limits per
+cookie, per client address and for the chores are in `limits.py`. On a shared computer the
+widget's « Effacer la conversation » ends the conversation (`POST /api/forget`).
 
 The widget (`static/widget.js`) can be embedded on the sites listed in `GATEWAY_ALLOWED_ORIGINS`:
 the chat API answers them with CORS headers (with credentials), and the session cookie is then
@@ -18,8 +20,8 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,13 +33,23 @@ from bot.channels.slack import setup_slack
 from bot.channels.telegram import setup_telegram
 from bot.gateway.console import setup_console
 from bot.gateway.keys import DESK, HTTP, RASA, RELAY, VAULT
-from bot.gateway.relay import MAX_MESSAGE_CHARS, TOO_LONG, UNAVAILABLE, Refused, Relay
+from bot.gateway.limits import AddressLimits, GatewayLimits
+from bot.gateway.relay import (
+    MAX_MESSAGE_CHARS,
+    TOO_FAST,
+    TOO_LONG,
+    UNAVAILABLE,
+    Refused,
+    Relay,
+)
 from bot.gateway.security import setup_security
+from bot.gateway.sessions import SessionTokens, session_key
 from bot.knowledge import Knowledge
 from bot.knowledge.store import make_engine
 from bot.personal_data.vault import Vault
 from bot.support.desk import SupportDesk
-from bot.support.store import SupportStore
+from bot.support.models import utcnow
+from bot.support.store import SupportStore, TurnView
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +59,18 @@ COOKIE_MAX_AGE = 86400
 CROSS_ORIGIN_PATHS = ("/api/", "/health")
 ALLOWED_ORIGINS = web.AppKey("allowed_origins", frozenset)
 REPLICAS = web.AppKey("rasa_replicas", list)
+LIMITS = web.AppKey("limits", GatewayLimits)
+ADDRESSES = web.AppKey("address_limits", AddressLimits)
+SESSIONS = web.AppKey("sessions", SessionTokens)
 MAX_BODY_BYTES = 16 * 1024
 RASA_TIMEOUT = ClientTimeout(total=15)
 
 
 BAD_REQUEST = "Requête illisible : rechargez la page et réessayez."
+NEW_CONVERSATIONS_TOO_FAST = (
+    "Trop de nouvelles conversations ont été ouvertes depuis votre connexion : patientez une "
+    "minute, puis réessayez."
+)
 FOREIGN_SITE = (
     "Ce site n'est pas autorisé à utiliser l'assistant : utilisez la page officielle des "
     "élections professionnelles."
@@ -123,37 +142,64 @@ async def cross_origin(
     return response
 
 
+@web.middleware
+async def no_store(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The chat API's answers hold a conversation: no cache may keep them (shared computers)."""
+    response = await handler(request)
+    if request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
 def _session(request: web.Request) -> tuple[str, bool]:
+    """The request's cookie when this gateway issued it; otherwise a new one (True)."""
     token = request.cookies.get(COOKIE, "")
-    if len(token) == 43 and token.replace("-", "").replace("_", "").isalnum():
+    if request.app[SESSIONS].valid(token):
         return token, False
-    return secrets.token_urlsafe(32), True
+    return request.app[SESSIONS].issue(), True
+
+
+def client_address(request: web.Request) -> str:
+    return request.app[LIMITS].client_address(
+        request.remote, request.headers.get("X-Forwarded-For")
+    )
 
 
 def _with_cookie(
     request: web.Request, response: web.Response, token: str, new: bool
 ) -> web.Response:
+    """Set a new cookie on `response`; issuing one counts against the client's address (a
+    client that drops its cookie at each message starts a conversation each time)."""
     if not new:
         return response
+    if not request.app[ADDRESSES].allow_new_conversation(client_address(request)):
+        return response  # the next message will be refused by the same limit
+    _set_cookie(request, response, token, COOKIE_MAX_AGE)
+    return response
+
+
+def _set_cookie(request: web.Request, response: web.Response, token: str, max_age: int) -> None:
+    """`max_age` 0 deletes the browser's cookie (same attributes, or the browser keeps it)."""
     https = _is_https(request)
     if https and _foreign_origin(request) in request.app[ALLOWED_ORIGINS]:
         # Embedded on an allowed site: the cookie must travel cross-site. `Partitioned` (CHIPS)
         # keeps it working where third-party cookies are blocked; aiohttp cannot write it.
         response.headers.add(
             "Set-Cookie",
-            f"{COOKIE}={token}; Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; Secure; "
+            f"{COOKIE}={token}; Max-Age={max_age}; Path=/; HttpOnly; Secure; "
             "SameSite=None; Partitioned",
         )
     else:
         response.set_cookie(
             COOKIE, token, httponly=True, samesite="Strict", secure=https or None,
-            max_age=COOKIE_MAX_AGE,
+            max_age=max_age,
         )  # fmt: skip
-    return response
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -179,12 +225,14 @@ async def history(request: web.Request) -> web.Response:
     sender = sender_id(token)
     desk = request.app[RELAY].desk
     try:
-        turns = await desk.history(sender, int(after))
+        turns = [] if new else await desk.history(sender, int(after))
         state = await desk.state(sender)
     except SQLAlchemyError:
         logger.exception("could not read a conversation's history")
         return _with_cookie(request, _error(503, UNAVAILABLE), token, new)
     last = turns[-1].id if turns else int(after)
+    if after == "0":
+        turns = current_session(turns, timedelta(minutes=config.session_expiration_minutes()))
     body = {
         "messages": [_shown(t.as_message(), turns) for t in turns],
         "state": state,
@@ -193,8 +241,44 @@ async def history(request: web.Request) -> web.Response:
     return _with_cookie(request, web.json_response(body), token, new)
 
 
+def current_session(turns: list[TurnView], idle: timedelta, now=None) -> list[TurnView]:
+    """The turns of the conversation's current session: none once it has been idle longer than
+    `idle` (Rasa's session expiry), and only those after its last such pause (on a shared
+    computer, the next person must not see the previous one's conversation)."""
+    now = now or utcnow()
+    if not turns or now - turns[-1].at > idle:
+        return []
+    start = 0
+    for i in range(1, len(turns)):
+        if turns[i].at - turns[i - 1].at > idle:
+            start = i
+    return turns[start:]
+
+
+async def forget(request: web.Request) -> web.Response:
+    """« Effacer la conversation »: end it (vault values, handoff, Rasa session), revoke the
+    cookie and delete the browser's copy; the next message starts a new conversation."""
+    token = request.cookies.get(COOKIE, "")
+    if request.app[SESSIONS].valid(token):
+        try:
+            await request.app[RELAY].end(sender_id(token))
+        except Refused as refused:
+            return _error(refused.status, refused.message)
+        request.app[SESSIONS].revoke(token)
+    response = web.json_response({"ok": True})
+    _set_cookie(request, response, "", 0)
+    return response
+
+
 async def chat(request: web.Request) -> web.Response:
     token, new = _session(request)
+    address = client_address(request)
+    if new and not request.app[ADDRESSES].allow_new_conversation(address):
+        logger.info("new conversations throttled for one address")
+        return _error(429, NEW_CONVERSATIONS_TOO_FAST)
+    if not request.app[ADDRESSES].allow_message(address):
+        logger.info("messages throttled for one address")
+        return _error(429, TOO_FAST)
     if request.content_length and request.content_length > MAX_BODY_BYTES:
         return _error(413, TOO_LONG)
     try:
@@ -208,11 +292,18 @@ async def chat(request: web.Request) -> web.Response:
         return _error(400, BAD_REQUEST)
     sender = sender_id(token)
     try:
-        exchange = await request.app[RELAY].send(sender, text)
+        exchange = await request.app[RELAY].send(sender, text, client=address)
     except Refused as refused:
-        return _with_cookie(request, _error(refused.status, refused.message), token, new)
+        return _set_new_cookie(request, _error(refused.status, refused.message), token, new)
     body = {"messages": exchange.messages, "state": exchange.state, "last": exchange.last_turn}
-    return _with_cookie(request, web.json_response(body), token, new)
+    return _set_new_cookie(request, web.json_response(body), token, new)
+
+
+def _set_new_cookie(request: web.Request, response: web.Response, token: str, new: bool):
+    """The chat's new cookie, already counted against the address."""
+    if new:
+        _set_cookie(request, response, token, COOKIE_MAX_AGE)
+    return response
 
 
 def _shown(message: dict, turns: list) -> dict:
@@ -229,7 +320,7 @@ def _shown(message: dict, turns: list) -> dict:
 async def _http_client(app: web.Application):
     async with ClientSession(timeout=RASA_TIMEOUT) as session:
         app[HTTP] = session
-        app[RELAY] = Relay(app[REPLICAS], session, app[VAULT], app[DESK])
+        app[RELAY] = Relay(app[REPLICAS], session, app[VAULT], app[DESK], limits=app[LIMITS])
         yield
 
 
@@ -238,8 +329,11 @@ def create_app(
 ) -> web.Application:
     """The gateway application; `rasa_url` defaults to the replicas of `RASA_URLS` (or the one
     `RASA_URL`), `vault` and `desk` to our database's (`BOT_DATABASE_URL`)."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cross_origin])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cross_origin, no_store])
     app[ALLOWED_ORIGINS] = allowed_origins()
+    app[LIMITS] = GatewayLimits.from_env()
+    app[ADDRESSES] = AddressLimits(app[LIMITS])
+    app[SESSIONS] = SessionTokens(session_key(), COOKIE_MAX_AGE)
     # Conversations go each to its own replica; health and the copilot's parse use the first.
     app[REPLICAS] = [rasa_url.rstrip("/")] if rasa_url else config.rasa_urls()
     app[RASA] = app[REPLICAS][0]
@@ -251,6 +345,7 @@ def create_app(
     app.router.add_get("/health", health)
     app.router.add_get("/api/history", history)
     app.router.add_post("/api/chat", chat)
+    app.router.add_post("/api/forget", forget)
     app.router.add_static("/static/", STATIC)
     setup_console(app)
     setup_security(app)  # headers on every response; a French 500 as a last resort

@@ -9,6 +9,7 @@ in a channel-neutral shape: `{"text": ..., "buttons": [{"title", "payload"}]}`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,10 +25,11 @@ from aiohttp import ClientError, ClientSession
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import config
+from bot.gateway.limits import CHORE_KINDS, ChoreLimits, GatewayLimits, RateLimiter
 from bot.gateway.turns import ConversationTurns
 from bot.personal_data.redaction import redact
 from bot.personal_data.vault import Vault
-from bot.support.desk import SupportDesk
+from bot.support.desk import SupportDesk, handoff_event
 from bot.support.models import BOT
 from bot.support.store import TurnNlu
 
@@ -51,6 +53,11 @@ TOO_LONG = (
     "posez votre question en quelques phrases."
 )
 TOO_FAST = "Vous envoyez beaucoup de messages : patientez quelques secondes, puis réessayez."
+CHORE_TOO_FAST = (
+    "Trop de demandes avec un NUMEN, une date de naissance ou une adresse ont été faites depuis "
+    "votre connexion : patientez une minute, puis réessayez. Si vous avez perdu vos "
+    "identifiants, votre assistance académique peut aussi vous aider."
+)
 UNAVAILABLE = (
     "L'assistant est momentanément indisponible. Réessayez dans un instant ; si le problème "
     "persiste, contactez votre assistance académique."
@@ -89,25 +96,6 @@ def clean_message(text: str) -> str:
     """Drop control characters (keep line breaks) and surrounding blanks."""
     kept = (c for c in text if c in "\n\t" or unicodedata.category(c)[0] != "C")
     return "".join(kept).strip()
-
-
-class RateLimiter:
-    """A token bucket per sender, in memory (one gateway process; sticky routing in production)."""
-
-    def __init__(self, per_minute: int, burst: int) -> None:
-        self._rate = per_minute / 60
-        self._burst = burst
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def allow(self, sender: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(sender, (float(self._burst), now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        allowed = tokens >= 1
-        self._buckets[sender] = (tokens - 1 if allowed else tokens, now)
-        while len(self._buckets) > MAX_TRACKED_SENDERS:
-            self._buckets.popitem(last=False)
-        return allowed
 
 
 def replica_for(sender: str, replicas: Sequence[str]) -> str:
@@ -150,6 +138,7 @@ class Relay:
         desk: SupportDesk,
         limiter: RateLimiter | None = None,
         turns: TurnCounter | None = None,
+        limits: GatewayLimits | None = None,
     ) -> None:
         urls = [rasa_url] if isinstance(rasa_url, str) else list(rasa_url)
         self.replicas = [url.rstrip("/") for url in urls]
@@ -160,15 +149,25 @@ class Relay:
         self._http = http
         self._vault = vault
         self.desk = desk
-        self._limiter = limiter or RateLimiter(*config.rate_limit())
+        limits = limits or GatewayLimits.from_env()
+        self._limiter = limiter or RateLimiter(*limits.per_conversation)
+        self._chores = ChoreLimits(limits)
         self._turns = ConversationTurns()
         # sender -> payloads of the buttons offered (an insertion-ordered dict used as a set)
         self._offered: OrderedDict[str, dict[str, None]] = OrderedDict()
 
-    async def send(self, sender: str, text: str, address: dict[str, Any] | None = None) -> Exchange:
+    async def send(
+        self,
+        sender: str,
+        text: str,
+        address: dict[str, Any] | None = None,
+        client: str | None = None,
+    ) -> Exchange:
         """Relay one message of `sender`; raises `Refused` with a French explanation.
 
-        `address` is where the channel delivers later messages (an agent's) to this user."""
+        `address` is where the channel delivers later messages (an agent's) to this user;
+        `client` is the network address the message came from (web chat), for the chores'
+        limit (channels without one are limited per sender)."""
         text = clean_message(text)
         if not text:
             raise Refused(400, EMPTY)
@@ -177,6 +176,9 @@ class Relay:
         if not self._limiter.allow(sender):
             raise Refused(429, TOO_FAST)
         redacted = redact(text, date.today())
+        if CHORE_KINDS & redacted.values.keys() and not self._chores.allow(client or sender):
+            logger.warning("chore attempts throttled (per address or for everyone)")
+            raise Refused(429, CHORE_TOO_FAST)
         if redacted.values:
             try:
                 await asyncio.to_thread(self._vault.put, sender, redacted.values)
@@ -222,6 +224,26 @@ class Relay:
                 messages += notice
         self._remember_buttons(sender, messages)
         return Exchange(shown, messages, await self._state(sender) if handoff else BOT, last)
+
+    async def end(self, sender: str) -> None:
+        """End a conversation for good (the user cleared it on a shared computer): its vault
+        values are forgotten, an open handoff is closed, Rasa starts a new session (its slots
+        are emptied), and the gateway forgets its buttons and turn count. Best effort for Rasa:
+        the sender is never used again, so a Rasa that is down loses nothing."""
+        async with self._turns.turn(sender):
+            try:
+                await asyncio.to_thread(self._vault.forget, sender)
+                handoff = await asyncio.to_thread(self.desk.store.open_handoff_of, sender)
+                if handoff is not None:
+                    released = await asyncio.to_thread(self.desk.store.release, handoff.id, None)
+                    self.desk.events.publish(handoff_event("released", released))
+            except SQLAlchemyError:
+                logger.warning("database unreachable while a conversation was cleared")
+                raise Refused(503, UNAVAILABLE) from None
+            self._counter.reset(sender)
+            self._offered.pop(sender, None)
+            with contextlib.suppress(Refused):  # logged by _post
+                await self._post(sender, START_OVER)
 
     async def _state(self, sender: str) -> str:
         try:
