@@ -308,6 +308,27 @@ def test_a_numen_is_locked_after_repeated_mismatches_then_released(with_portal, 
     with_portal(scenario, limits)
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_concurrent_guesses_at_one_numen_lock_it_at_exactly_the_limit(
+    database, request, with_portal, during_window
+):
+    """Twelve wrong birth dates at once: five are checked, the other seven find it locked (on
+    PostgreSQL the NUMEN's row is locked FOR UPDATE, so no two guesses are counted together)."""
+    limits = Limits(lock_after_failures=5, lock_minutes=30)
+
+    async def scenario(portal: Portal) -> None:
+        guesses = await asyncio.gather(
+            *(portal.reissue(f"guess-{n}", born=date(1970, 1, n + 1)) for n in range(12))
+        )
+        statuses = Counter(o.status for o in guesses)
+        assert statuses == {ReissueStatus.MISMATCH: 5, ReissueStatus.LOCKED: 7}
+        right = await portal.reissue("right-data-too-late")
+        assert right.status == ReissueStatus.LOCKED
+        assert await portal.sms() == []
+
+    with_portal(scenario, limits, url=database_url(database, request))
+
+
 def test_failures_spread_over_more_than_the_window_do_not_lock(with_portal, during_window):
     async def scenario(portal: Portal) -> None:
         for attempt in range(8):

@@ -28,6 +28,8 @@ from typing import Any
 import phonenumbers
 from aiohttp import web
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -162,13 +164,13 @@ class SimulatedPortal:
                 return Reply(410, {"status": "not_open"})
             if calendar == "closed":
                 return Reply(410, {"status": "deadline_passed", "deadline": period.end_text})
-            lock = session.get(NumenLock, numen_hash)
-            if lock is not None and lock.locked_until > now:
+            lock = self._numen_lock(session, numen_hash)  # one request per NUMEN at a time
+            if lock.locked_until > now:
                 wait = max(1, math.ceil(lock.locked_until - now))
                 return Reply(423, {"status": "locked", "retry_after": wait})
             voter = session.scalars(select(Voter).filter_by(numen=request.numen)).first()
             if voter is None or voter.date_naissance != request.birth_date:
-                self._count_failure(session, numen_hash, now)
+                self._count_failure(session, lock, now)
                 return Reply(422, {"status": "mismatch"})  # never say which field is wrong
             session.execute(
                 delete(VerificationFailure).where(VerificationFailure.numen_hash == numen_hash)
@@ -249,8 +251,24 @@ class SimulatedPortal:
             logger.info("%s: concurrent idempotency key, answer replayed", operation)
             return Reply(stored.status_code, json.loads(stored.body))
 
-    def _count_failure(self, session: Session, numen_hash: str, now: float) -> None:
+    @staticmethod
+    def _numen_lock(session: Session, numen_hash: str) -> NumenLock:
+        """The NUMEN's lock row, created if missing and held until the transaction ends
+        (`SELECT … FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serialises):
+        concurrent mismatches for one NUMEN are counted one after the other, so the lock falls
+        at exactly the limit."""
+        dialect = session.get_bind().dialect.name
+        insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
+        session.execute(
+            insert(NumenLock)
+            .values(numen_hash=numen_hash, locked_until=0.0)
+            .on_conflict_do_nothing(index_elements=["numen_hash"])
+        )
+        return session.get(NumenLock, numen_hash, with_for_update=True, populate_existing=True)
+
+    def _count_failure(self, session: Session, lock: NumenLock, now: float) -> None:
         """Lock the NUMEN after too many mismatches within the window (known or not)."""
+        numen_hash = lock.numen_hash
         since = now - self._limits.failure_window_minutes * 60
         session.execute(delete(VerificationFailure).where(VerificationFailure.created_at < since))
         session.add(VerificationFailure(numen_hash=numen_hash, created_at=now))
@@ -261,9 +279,7 @@ class SimulatedPortal:
             .where(VerificationFailure.numen_hash == numen_hash)
         )
         if failures >= self._limits.lock_after_failures:
-            session.merge(
-                NumenLock(numen_hash=numen_hash, locked_until=now + self._limits.lock_minutes * 60)
-            )
+            lock.locked_until = now + self._limits.lock_minutes * 60
             session.execute(
                 delete(VerificationFailure).where(VerificationFailure.numen_hash == numen_hash)
             )
