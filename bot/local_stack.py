@@ -4,6 +4,7 @@ the action server, the Rasa server and the gateway, each in its own process."""
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -17,6 +18,16 @@ from cryptography.fernet import Fernet
 from bot.config import REPO_ROOT
 
 VENV_BIN = Path(sys.executable).parent
+# The gateway's limits (bot/gateway/limits.py) raised for scripted voters on one address.
+TEST_LIMITS = {
+    "GATEWAY_RATE_PER_MINUTE": "6000",
+    "GATEWAY_RATE_BURST": "1000",
+    "GATEWAY_ADDRESS_RATE_PER_MINUTE": "60000",
+    "GATEWAY_ADDRESS_RATE_BURST": "10000",
+    "GATEWAY_ADDRESS_NEW_CONVERSATIONS_PER_MINUTE": "6000",
+    "GATEWAY_CHORE_ATTEMPTS_PER_ADDRESS_PER_MINUTE": "6000",
+    "GATEWAY_CHORE_ATTEMPTS_PER_MINUTE": "6000",
+}
 
 
 def free_port() -> int:
@@ -54,8 +65,9 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
 
 
 class LocalStack:
-    """Portal, actions, Rasa (REST channel) and gateway; `say` talks to Rasa directly (already
-    redacted text), `chat` talks to the gateway as a browser would (one cookie per voter).
+    """Portal, actions, Rasa and gateway; `say` talks to Rasa's gateway channel directly
+    (already redacted text), `chat` talks to the gateway as a browser would (one cookie per
+    voter).
 
     Rasa keeps conversations in memory, in a SQLite file (`tracker_db=True`) or in PostgreSQL
     (`tracker_store_url="postgresql://user@host:port/db"`); `lock_store_url="redis://..."`
@@ -90,8 +102,12 @@ class LocalStack:
             "PORTAL_TOKEN": "local-stack-portal-token",
             "PORTAL_URL": self.portal_url,
             "RASA_URL": self.url,
-            "GATEWAY_RATE_PER_MINUTE": "6000",  # tests script conversations faster than people
-            "GATEWAY_RATE_BURST": "1000",
+            # Loopback services answer only their callers (docs/security.md).
+            "GATEWAY_RASA_TOKEN": secrets.token_urlsafe(24),
+            "ACTION_SERVER_TOKEN": secrets.token_urlsafe(24),
+            "GATEWAY_SESSION_KEY": secrets.token_urlsafe(24),  # cookies survive a restart
+            # Tests script conversations faster than people, all from 127.0.0.1.
+            **TEST_LIMITS,
             **(env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}
@@ -140,7 +156,10 @@ class LocalStack:
         return self
 
     def _endpoints(self) -> str:
-        config = f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
+        config = (
+            f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
+            '  token: "${ACTION_SERVER_TOKEN}"\n'
+        )
         if self.tracker_store_url:  # conversations in PostgreSQL
             url = urlsplit(self.tracker_store_url)
             config += (
@@ -192,14 +211,16 @@ class LocalStack:
         )
 
     def say(self, text: str, sender: str = "tester") -> list[dict]:
-        """Send one message through the REST channel; the bot's messages."""
+        """Send one message to Rasa as the gateway does (its channel, its token); the bot's
+        messages."""
         reply = self._http.post(
-            f"{self.url}/webhooks/rest/webhook",
+            f"{self.url}/webhooks/gateway/webhook",
             json={"sender": sender, "message": text},
+            headers={"Authorization": f"Bearer {self.env['GATEWAY_RASA_TOKEN']}"},
             timeout=30,
         )
         reply.raise_for_status()
-        return reply.json()
+        return reply.json()["messages"]
 
     def chat(self, text: str, voter: str = "voter") -> list[dict]:
         """Send one message through the gateway, as the browser of `voter`; the bot's messages."""

@@ -32,7 +32,7 @@ from bot import config
 from bot.channels.slack import setup_slack
 from bot.channels.telegram import setup_telegram
 from bot.gateway.console import setup_console
-from bot.gateway.keys import DESK, HTTP, RASA, RELAY, VAULT
+from bot.gateway.keys import DESK, HTTP, LIMITS, RASA, RELAY, VAULT
 from bot.gateway.limits import AddressLimits, GatewayLimits
 from bot.gateway.relay import (
     MAX_MESSAGE_CHARS,
@@ -59,7 +59,6 @@ COOKIE_MAX_AGE = 86400
 CROSS_ORIGIN_PATHS = ("/api/", "/health")
 ALLOWED_ORIGINS = web.AppKey("allowed_origins", frozenset)
 REPLICAS = web.AppKey("rasa_replicas", list)
-LIMITS = web.AppKey("limits", GatewayLimits)
 ADDRESSES = web.AppKey("address_limits", AddressLimits)
 SESSIONS = web.AppKey("sessions", SessionTokens)
 MAX_BODY_BYTES = 16 * 1024
@@ -165,12 +164,6 @@ def _session(request: web.Request) -> tuple[str, bool]:
     return request.app[SESSIONS].issue(), True
 
 
-def client_address(request: web.Request) -> str:
-    return request.app[LIMITS].client_address(
-        request.remote, request.headers.get("X-Forwarded-For")
-    )
-
-
 def _with_cookie(
     request: web.Request, response: web.Response, token: str, new: bool
 ) -> web.Response:
@@ -178,7 +171,7 @@ def _with_cookie(
     client that drops its cookie at each message starts a conversation each time)."""
     if not new:
         return response
-    if not request.app[ADDRESSES].allow_new_conversation(client_address(request)):
+    if not request.app[ADDRESSES].allow_new_conversation(request.app[LIMITS].address_of(request)):
         return response  # the next message will be refused by the same limit
     _set_cookie(request, response, token, COOKIE_MAX_AGE)
     return response
@@ -272,7 +265,7 @@ async def forget(request: web.Request) -> web.Response:
 
 async def chat(request: web.Request) -> web.Response:
     token, new = _session(request)
-    address = client_address(request)
+    address = request.app[LIMITS].address_of(request)
     if new and not request.app[ADDRESSES].allow_new_conversation(address):
         logger.info("new conversations throttled for one address")
         return _error(429, NEW_CONVERSATIONS_TOO_FAST)

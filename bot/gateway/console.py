@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.gateway.keys import DESK, HTTP, RASA
+from bot.gateway.keys import DESK, HTTP, LIMITS, RASA
 from bot.gateway.relay import MAX_MESSAGE_CHARS, clean_message
 from bot.knowledge import Knowledge
 from bot.support.accounts import (
@@ -304,21 +304,21 @@ async def login(request: web.Request) -> web.Response:
         raise ConsoleError(400, MISSING_CREDENTIALS)
     if len(name) > 128 or len(password) > 1024:
         raise ConsoleError(401, BAD_CREDENTIALS)
-    address = request.remote or ""
+    address = request.app[LIMITS].address_of(request)
     throttle, accounts = request.app[THROTTLE], request.app[ACCOUNTS]
-    wait = throttle.retry_after(name, address)
+    wait = throttle.attempt(name, address)  # counted before the check: no race past the limit
     if wait:
         logger.warning("console login attempts throttled")
         minutes = max(1, round(wait / 60))
         raise ConsoleError(429, TOO_MANY_ATTEMPTS.format(minutes=minutes))
     outcome = await asyncio.to_thread(accounts.authenticate, name, password)
     if outcome.agent is None:
-        throttle.failed(name, address)
         # The login typed is kept only when it is an account's (a password typed in the login
         # field by mistake never reaches the audit trail).
         await _audit(request, outcome.agent_id, "login_failed", reason=outcome.refused)
+        await asyncio.sleep(throttle.slowdown(name, address))
         raise ConsoleError(401, BAD_CREDENTIALS)
-    throttle.succeeded(name)
+    throttle.succeeded(name, address)
     previous = request.cookies.get(COOKIE)
     if previous:
         await asyncio.to_thread(accounts.end_session, previous)
@@ -441,8 +441,8 @@ async def conversation(request: web.Request) -> web.Response:
         raise ConsoleError(404, NO_CONVERSATION)
     turns = await asyncio.to_thread(store.transcript, conversation_id, int(after))
     handoff = await asyncio.to_thread(store.open_handoff_of, conversation_id)
-    if after == "0":  # reading a conversation is an access to a user's data: audited
-        await _audit(request, session.agent.id, "read", conversation_id)
+    # Every read of a conversation is an access to a user's data: audited, even a poll.
+    await _audit(request, session.agent.id, "read", conversation_id, after=int(after))
     return web.json_response(
         {
             "conversation": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import ClientSession, web
 
+from bot.gateway.limits import GatewayLimits
 from bot.gateway.relay import Relay
 from bot.personal_data.vault import Vault
 from bot.support.desk import SupportDesk
@@ -13,3 +14,4 @@ HTTP = web.AppKey("http", ClientSession)  # one client session for Rasa and the 
 DESK = web.AppKey("desk", SupportDesk)  # handoffs, transcripts, agents' consoles
 VAULT = web.AppKey("vault", Vault)
 RELAY = web.AppKey("relay", Relay)  # every channel sends user messages through it
+LIMITS = web.AppKey("limits", GatewayLimits)  # bot/gateway/limits.py, from the environment

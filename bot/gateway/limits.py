@@ -27,6 +27,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from aiohttp import web
+
 MAX_TRACKED_KEYS = 50_000
 # The values a voter types for a chore; guessing a NUMEN and a birth date needs one per guess.
 CHORE_KINDS = frozenset({"numen", "birth_date", "email"})
@@ -97,6 +99,10 @@ class GatewayLimits:
             chore_attempts=_int("GATEWAY_CHORE_ATTEMPTS_PER_MINUTE", 300),
             proxies=trusted_proxies(),
         )
+
+    def address_of(self, request: web.BaseRequest) -> str:
+        """The address a request comes from (the client's, through the trusted proxies)."""
+        return self.client_address(request.remote, request.headers.get("X-Forwarded-For"))
 
     def client_address(self, peer: str | None, forwarded_for: str | None) -> str:
         """The client's address: the peer, unless it is a trusted proxy; then the first address

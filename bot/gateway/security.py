@@ -15,6 +15,7 @@ endpoint and checks that none gets a 500.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import mimetypes
 import traceback
@@ -42,12 +43,18 @@ INTERNAL_ERROR = (
     "Si elle se répète, contactez l'assistance académique."
 )
 
+UNREADABLE_CHARSET = (
+    "Requête illisible : l'encodage des caractères indiqué (charset) est inconnu. Envoyez le "
+    "texte en UTF-8."
+)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def setup_security(app: web.Application) -> None:
     """Add the headers to every response of `app`, and the catch-all around every handler."""
     app.middlewares.insert(0, unexpected_errors)  # outermost: also covers the other middlewares
+    app.middlewares.insert(1, known_charset)
     app.on_response_prepare.append(security_headers)
 
 
@@ -84,3 +91,19 @@ async def unexpected_errors(request: web.Request, handler: Handler) -> web.Strea
             "unexpected %s on %s %s\n%s", type(error).__name__, request.method, where, stack
         )
         return web.json_response({"error": INTERNAL_ERROR}, status=500)
+
+
+@web.middleware
+async def known_charset(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body in an unknown `charset` (`text/plain; charset=klingon`) is a 400 in French: every
+    handler decodes bodies with it, and Python would raise LookupError (a 500); codecs that are
+    not text encodings (`rot13`, `base64`) too."""
+    charset = request.charset
+    if charset:
+        try:
+            readable = codecs.lookup(charset)._is_text_encoding
+        except (LookupError, ValueError):
+            readable = False
+        if not readable:
+            return web.json_response({"error": UNREADABLE_CHARSET}, status=400)
+    return await handler(request)

@@ -3,7 +3,9 @@ everything). `python -m bot.production migrate`: only bring our database to the 
 
 Settings (environment only; docs/production.md): `BOT_DATABASE_URL`, `TRACKER_DATABASE_URL`,
 `PORTAL_DATABASE_URL` (simulated portal), `REDIS_URL`, `BOT_REPLICAS` (default: the number of
-cores), `BOT_VAULT_KEY`, `GATEWAY_RASA_TOKEN`, `GATEWAY_HOST`, `GATEWAY_PORT` (8080),
+cores), `BOT_VAULT_KEY`, `GATEWAY_RASA_TOKEN`, `ACTION_SERVER_TOKEN`, `GATEWAY_SESSION_KEY`,
+the gateway's limits (bot/gateway/limits.py, e.g. `GATEWAY_TRUSTED_PROXIES`), `GATEWAY_HOST`,
+`GATEWAY_PORT` (8080),
 `RASA_PORT` (5005: replicas 5005, 5006...), `ACTION_PORT` (5055...), `PORTAL_PORT` (8090),
 `PORTAL_URL` and `PORTAL_TOKEN` for the real portal.
 """
@@ -27,7 +29,8 @@ logger = logging.getLogger("bot.production")
 def run() -> int:
     env = production_settings()
     replicas = int(env.get("BOT_REPLICAS") or os.cpu_count() or 1)
-    for name in ("BOT_VAULT_KEY", "GATEWAY_RASA_TOKEN"):
+    shared = ("BOT_VAULT_KEY", "GATEWAY_RASA_TOKEN", "ACTION_SERVER_TOKEN", "GATEWAY_SESSION_KEY")
+    for name in shared:
         if not env.get(name):
             # Shared by the processes started here; set it to keep it across restarts.
             logger.warning("%s not set: a fresh one is used until the next restart", name)

@@ -50,7 +50,9 @@ def ensure_database(url: str) -> bool:
     parsed = make_url(url)
     if not parsed.drivername.startswith("postgresql"):
         return False
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT", hide_parameters=True
+    )
     try:
         with admin.connect() as connection:
             exists = connection.execute(
@@ -95,7 +97,7 @@ def endpoints_yaml(action_url: str, tracker_url: str, env: dict[str, str]) -> st
         if env.get(name):
             lock_store[key] = float(env[name])
     endpoints = {
-        "action_endpoint": {"url": action_url},
+        "action_endpoint": {"url": action_url, "token": env["ACTION_SERVER_TOKEN"]},
         "tracker_store": tracker_store_config(tracker_url),
         "lock_store": lock_store,
     }
@@ -138,6 +140,8 @@ class ProductionStack:
             "RASA_TELEMETRY_ENABLED": "false",
             "BOT_VAULT_KEY": Fernet.generate_key().decode(),  # shared by gateway and actions
             "GATEWAY_RASA_TOKEN": secrets.token_urlsafe(24),  # the replicas trust only it
+            "ACTION_SERVER_TOKEN": secrets.token_urlsafe(24),  # the action servers: only Rasa
+            "GATEWAY_SESSION_KEY": secrets.token_urlsafe(24),  # signs the session cookies
             "PORTAL_TOKEN": secrets.token_urlsafe(24),
             **base,
             "PORTAL_URL": self.portal_url,

@@ -310,8 +310,11 @@ def _account(row: models.Agent) -> AgentAccount:
 
 
 class LoginThrottle:
-    """Failed logins per login name and per client address, in memory (one gateway process):
-    past the limit within the window, attempts are refused without checking the password."""
+    """Login attempts per (login, client address) and per client address, in memory (one
+    gateway process). An attempt is counted BEFORE its password is checked, so concurrent
+    attempts cannot pass the limit; past it, attempts are refused without a check. A login is
+    never locked for everyone: a wrong password typed elsewhere does not lock its owner out.
+    Each failure of a pair also slows its next answer a little (`slowdown`)."""
 
     def __init__(
         self,
@@ -319,37 +322,48 @@ class LoginThrottle:
         per_address: int = 20,
         window_seconds: float = 15 * 60,
         max_tracked: int = 10_000,
+        slowdown_seconds: float = 0.1,
     ) -> None:
         self._limits = {"login": per_login, "address": per_address}
         self._window = window_seconds
         self._max_tracked = max_tracked
-        self._failures: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._slowdown = slowdown_seconds
+        self._attempts: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
 
-    def retry_after(self, login: str, address: str, now: float | None = None) -> float:
-        """Seconds to wait before another attempt (0: allowed now)."""
+    def attempt(self, login: str, address: str, now: float | None = None) -> float:
+        """Count one attempt and return 0, or return the seconds to wait (nothing counted)."""
         now = time.monotonic() if now is None else now
+        keys = self._keys(login, address)
         wait = 0.0
-        for key in self._keys(login, address):
+        for key in keys:
             recent = self._recent(key, now)
             if len(recent) >= self._limits[key[0]]:
                 wait = max(wait, recent[0] + self._window - now)
-        return wait
+        if wait:
+            return wait
+        for key in keys:
+            self._attempts[key] = [*self._recent(key, now), now]
+            self._attempts.move_to_end(key)
+        while len(self._attempts) > self._max_tracked:
+            self._attempts.popitem(last=False)
+        return 0.0
 
-    def failed(self, login: str, address: str, now: float | None = None) -> None:
+    def slowdown(self, login: str, address: str, now: float | None = None) -> float:
+        """Seconds to hold the answer to a failed attempt: more after each failure."""
         now = time.monotonic() if now is None else now
-        for key in self._keys(login, address):
-            recent = self._recent(key, now)
-            recent.append(now)
-            self._failures[key] = recent
-            self._failures.move_to_end(key)
-        while len(self._failures) > self._max_tracked:
-            self._failures.popitem(last=False)
+        failures = len(self._recent(self._keys(login, address)[0], now))
+        return min(1.0, self._slowdown * failures)
 
-    def succeeded(self, login: str) -> None:
-        self._failures.pop(("login", login.strip().lower()), None)
+    def succeeded(self, login: str, address: str) -> None:
+        """The pair's attempts are forgotten; the successful one no longer counts for the
+        address."""
+        pair, by_address = self._keys(login, address)
+        self._attempts.pop(pair, None)
+        if self._attempts.get(by_address):
+            self._attempts[by_address].pop()
 
     def _keys(self, login: str, address: str) -> list[tuple[str, str]]:
-        return [("login", login.strip().lower()), ("address", address)]
+        return [("login", f"{login.strip().lower()}\n{address}"), ("address", address)]
 
     def _recent(self, key: tuple[str, str], now: float) -> list[float]:
-        return [t for t in self._failures.get(key, []) if t > now - self._window]
+        return [t for t in self._attempts.get(key, []) if t > now - self._window]
