@@ -107,7 +107,7 @@ def test_redaction_replaces_every_personal_value_and_keeps_them_aside():
     )
     assert redacted.values == {
         "numen": "01E9501234ABC",
-        "phone": "06 12 34 56 78",
+        "phone": "0612345678",  # as read: digits only
         "birth_date": "12/03/1980",
         "email": "marie.d@ac-lyon.fr",
     }

@@ -1,18 +1,22 @@
 """Parse, normalise and mask the values a voter types in the two account chores.
 
 Pure functions: no I/O, no French sentences (the actions word the problems). Each returns a
-`Parsed` with either a normalised `value` and its `masked` form, or a `problem` code.
+`Parsed` with either a normalised `value` and its `masked` form, or a `problem` code. Each
+reads the text with `recognition.find`, as redaction does: a parser accepts only a value that
+redaction would have masked.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
 import phonenumbers
+
+from bot.personal_data import recognition
+from bot.personal_data.recognition import fold
 
 MASK = "•"
 
@@ -25,20 +29,6 @@ MOBILE_TYPES = {
     phonenumbers.PhoneNumberType.MOBILE,
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
 }
-
-MONTHS = {
-    "janvier": 1, "fevrier": 2, "mars": 3, "avril": 4, "mai": 5, "juin": 6, "juillet": 7,
-    "aout": 8, "septembre": 9, "octobre": 10, "novembre": 11, "decembre": 12,
-    "janv": 1, "fev": 2, "fevr": 2, "avr": 4, "juil": 7, "sept": 9, "oct": 10, "nov": 11,
-    "dec": 12,
-}  # fmt: skip
-MONTH_NAMES = "|".join(sorted(MONTHS, key=len, reverse=True))
-NUMERIC_DATE = re.compile(r"\b(\d{1,2})\s*[/.\-]\s*(\d{1,2})\s*[/.\-]\s*(\d{2,4})\b")
-ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
-COMPACT_DATE = re.compile(r"\b(\d{2})(\d{2})(\d{4})\b")
-WRITTEN_DATE = re.compile(
-    rf"\b(\d{{1,2}})(?:er)?\s+({MONTH_NAMES})\.?\s+(\d{{2,4}})\b", re.IGNORECASE
-)
 MIN_AGE, MAX_AGE = 16, 100
 
 EMAIL = re.compile(r"^[a-z0-9](?:[a-z0-9._+'-]*[a-z0-9])?@([a-z0-9-]+(?:\.[a-z0-9-]+)+)$")
@@ -63,17 +53,12 @@ class Parsed:
         return self.problem is None
 
 
-def fold(text: str) -> str:
-    """Lower case without accents."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 def parse_numen(text: str) -> Parsed:
-    """A NUMEN: 2 digits, 1 letter, 7 digits, 3 letters (spaces and dashes ignored)."""
-    cleaned = re.sub(r"[\s.\-]", "", text).upper()
-    if NUMEN.match(cleaned):
-        return Parsed(cleaned, MASK * 10 + cleaned[-3:])
+    """A NUMEN: 2 digits, 1 letter, 7 digits, 3 letters (separators and case ignored)."""
+    found = recognition.first(text, "numen")
+    if found is not None and NUMEN.match(found.value):
+        return Parsed(found.value, MASK * 10 + found.value[-3:])
+    cleaned = found.value if found else re.sub(r"[^a-z0-9]", "", fold(text)).upper()
     if len(cleaned) != NUMEN_LENGTH:
         return Parsed(problem="numen_length", details={"length": str(len(cleaned))})
     return Parsed(problem="numen_format")
@@ -81,7 +66,8 @@ def parse_numen(text: str) -> Parsed:
 
 def parse_phone(text: str) -> Parsed:
     """A mobile number able to receive an SMS, as E.164 (French, overseas or international)."""
-    raw = re.sub(r"[^\d+]", "", text)
+    found = recognition.first(text, "phone")
+    raw = found.value if found else ""
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     if not re.fullmatch(r"\+?\d{6,15}", raw):
@@ -116,38 +102,16 @@ def mask_phone(number: phonenumbers.PhoneNumber) -> str:
     return f"{code} {''.join(out)}"
 
 
-def find_date(text: str) -> tuple[int, int, int] | None:
-    """(day, month, year) of the first date written in `text` (year may have two digits)."""
-    folded = fold(text)
-    found = []
-    for pattern, order in (
-        (ISO_DATE, (2, 1, 0)),
-        (NUMERIC_DATE, (0, 1, 2)),
-        (WRITTEN_DATE, (0, 1, 2)),
-        (COMPACT_DATE, (0, 1, 2)),
-    ):
-        match = pattern.search(folded)
-        if match:
-            parts = match.groups()
-            day, month, year = (parts[i] for i in order)
-            month_number = int(month) if month.isdigit() else MONTHS[month.lower()]
-            found.append((match.start(), (int(day), month_number, int(year), len(year))))
-    if not found:
-        return None
-    day, month, year, year_digits = min(found)[1]
-    return day, month, year if year_digits == 4 else -year - 1
-
-
 def parse_birth_date(text: str, today: date) -> Parsed:
     """A real, plausible birth date: jj/mm/aaaa, aaaa-mm-jj, jjmmaaaa or « 12 mars 1980 »."""
-    found = find_date(text)
+    found = recognition.first(text, "date")
     if found is None:
         return Parsed(problem="date_format")
-    day, month, year = found
-    if year < 0:
+    day, month, year = found.date_parts
+    if len(year) != 4:
         return Parsed(problem="date_two_digit_year")
     try:
-        born = date(year, month, day)
+        born = date(int(year), month, day)
     except ValueError:
         return Parsed(problem="date_invalid")
     age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
@@ -164,7 +128,8 @@ def mask_email(address: str) -> str:
 
 def parse_pro_email(text: str, domains: list[str]) -> Parsed:
     """A professional address of one of the académies (`domains`, e.g. `ac-lyon.fr`)."""
-    address = fold(text.strip().strip("<>.,;")).replace(" ", "")
+    found = recognition.first(text, "email")
+    address = found.value if found else ""
     match = EMAIL.match(address)
     if not match:
         return Parsed(problem="email_format")
