@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.actions import wording
 from bot.actions.base import KnowledgeAction, latest_entity
 from bot.knowledge import Knowledge
+from bot.knowledge.situation import ABOUT_OTHERS, SITUATION
 from bot.knowledge.store import AcademieInfo
 from bot.personal_data.redaction import PLACEHOLDERS
 
@@ -65,10 +66,10 @@ class ActionWhoVotes(KnowledgeAction):
     def answer(
         self, knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
-        category = latest_entity(tracker, "categorie")
+        categories = message_categories(tracker)
         scrutin = latest_entity(tracker, "scrutin")
-        if category:
-            return send_eligibility(knowledge, dispatcher, category)
+        if categories:
+            return send_situation(knowledge, dispatcher, tracker, categories)
         if scrutin:
             return send_scrutin_voters(knowledge, dispatcher, scrutin)
         remembered = tracker.get_slot("categorie")
@@ -83,8 +84,52 @@ class ActionWhoVotes(KnowledgeAction):
         return []
 
 
+def message_categories(tracker: Tracker) -> list[str]:
+    """The staff categories of this turn's message, named or described, in order."""
+    values: list[str] = []
+    for value in tracker.get_latest_entity_values("categorie"):
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def situation_flags(tracker: Tracker) -> set[str]:
+    """`tiers` (asked for colleagues) and `comparaison`, as read by the NLU."""
+    return set(tracker.get_latest_entity_values(SITUATION))
+
+
+def send_situation(
+    knowledge: Knowledge,
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    categories: list[str],
+) -> list[dict[str, Any]]:
+    """The answer about the categories of one message: one, two compared, or a yes/no check."""
+    flags = situation_flags(tracker)
+    about_others = ABOUT_OTHERS in flags
+    known = [c for c in categories if knowledge.eligibility_for(c) is not None]
+    if len(known) >= 2:
+        pairs = [(c, knowledge.eligibility_for(c)) for c in known[:2]]
+        dispatcher.utter_message(text=wording.comparison(pairs[0], pairs[1]))
+        return []
+    scrutin = latest_entity(tracker, "scrutin")
+    if len(known) == 1 and scrutin and len(categories) == 1:
+        asked = knowledge.scrutins_named(scrutin)
+        eligible = knowledge.eligibility_for(known[0])
+        if len(asked) == 1:
+            votes = asked[0].code in {s.code for s in eligible}
+            check = wording.votes_in(known[0], asked[0], votes, about_others)
+            reply = wording.eligibility(known[0], eligible, about_others)
+            dispatcher.utter_message(text=f"{check}\n\n{reply}")
+            return [] if about_others else [SlotSet("categorie", known[0])]
+    return send_eligibility(knowledge, dispatcher, categories[0], about_others)
+
+
 def send_eligibility(
-    knowledge: Knowledge, dispatcher: CollectingDispatcher, category: str
+    knowledge: Knowledge,
+    dispatcher: CollectingDispatcher,
+    category: str,
+    about_others: bool = False,
 ) -> list[dict[str, Any]]:
     named = knowledge.categories_named(category)
     if len(named) > 1:
@@ -93,12 +138,13 @@ def send_eligibility(
             buttons=[wording.entity_button(name, "categorie", name) for name in named],
         )
         return []
-    text = eligibility_reply(knowledge, category)
+    text = eligibility_reply(knowledge, category, about_others)
     if text is None:
         dispatcher.utter_message(response="utter_default")
         return []
     dispatcher.utter_message(text=text)
-    return [SlotSet("categorie", category)]
+    # A colleague's category is not the voter's own: it is not remembered for later questions.
+    return [] if about_others else [SlotSet("categorie", category)]
 
 
 def send_scrutin_voters(
@@ -117,10 +163,12 @@ def who_votes_question(knowledge: Knowledge) -> str:
     return knowledge.answer("who_votes_where").text + "\n\nQuelle est votre situation ?"
 
 
-def eligibility_reply(knowledge: Knowledge, category: str) -> str | None:
+def eligibility_reply(
+    knowledge: Knowledge, category: str, about_others: bool = False
+) -> str | None:
     """The scrutins of one staff category (None for a name that is not one category)."""
     scrutins = knowledge.eligibility_for(category)
-    return None if scrutins is None else wording.eligibility(category, scrutins)
+    return None if scrutins is None else wording.eligibility(category, scrutins, about_others)
 
 
 def scrutin_voters_reply(knowledge: Knowledge, name: str) -> str | None:
@@ -142,10 +190,10 @@ class ActionHandleInform(KnowledgeAction):
         self, knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
         academie = latest_entity(tracker, "academie")
-        category = latest_entity(tracker, "categorie")
+        categories = message_categories(tracker)
         scrutin = latest_entity(tracker, "scrutin")
-        if category:
-            return send_eligibility(knowledge, dispatcher, category)
+        if categories:
+            return send_situation(knowledge, dispatcher, tracker, categories)
         if academie and knowledge.academie(academie):
             return send_webmail(knowledge, dispatcher, academie)
         if scrutin:

@@ -40,11 +40,39 @@ def scrutin_line(scrutin: ScrutinInfo) -> str:
     return f"- **{scrutin.code}** : {scrutin.title}"
 
 
-def eligibility(category: str, scrutins: list[ScrutinInfo]) -> str:
+def eligibility(category: str, scrutins: list[ScrutinInfo], about_others: bool = False) -> str:
+    """A category's scrutins, addressed to the voter, or about colleagues (« mes AESH… »)."""
     count = len(scrutins)
-    lines = [f"**{category}** : vous votez à **{count} scrutin{'s' if count > 1 else ''}** :"]
+    who = "les personnels de cette catégorie votent" if about_others else "vous votez"
+    lines = [f"**{category}** : {who} à **{count} scrutin{'s' if count > 1 else ''}** :"]
     lines += [scrutin_line(s) for s in scrutins]
     return "\n".join(lines)
+
+
+def comparison(first: tuple[str, list[ScrutinInfo]], second: tuple[str, list[ScrutinInfo]]) -> str:
+    """Two categories side by side: yes or no first, then both lists and what they share."""
+    (a, a_scrutins), (b, b_scrutins) = first, second
+    a_codes, b_codes = [s.code for s in a_scrutins], [s.code for s in b_scrutins]
+    if set(a_codes) == set(b_codes):
+        head = f"**Oui** : {a} et {b} votent aux mêmes scrutins ({len(a_codes)})."
+    else:
+        head = (
+            f"**Non** : {a} et {b} ne votent pas aux mêmes scrutins "
+            f"({len(a_codes)} et {len(b_codes)})."
+        )
+    shared = [code for code in a_codes if code in b_codes]
+    blocks = [head, eligibility(a, a_scrutins, True), eligibility(b, b_scrutins, True)]
+    if shared and set(a_codes) != set(b_codes):
+        blocks.append(f"En commun : {', '.join(shared)}.")
+    return "\n\n".join(blocks)
+
+
+def votes_in(category: str, scrutin: ScrutinInfo, votes: bool, about_others: bool) -> str:
+    """The yes or no of « est-ce que je vote à la CAPD ? » for one category."""
+    subject, verb = (category, "votent") if about_others else (f"vous ({category})", "votez")
+    if votes:
+        return f"**Oui** : {subject} {verb} au scrutin **{scrutin.code}**."
+    return f"**Non** : {subject} ne {verb} pas au scrutin **{scrutin.code}**."
 
 
 def ambiguous_category(name: str) -> str:

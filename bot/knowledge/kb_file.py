@@ -69,6 +69,27 @@ class Category:
 
 
 @dataclass(frozen=True)
+class CategoryCues:
+    """Words that describe a staff category's job ("j'enseigne en CM2") rather than name it.
+
+    `refines` names a group ("PsyEN") that the cues only make precise, once it was named.
+    """
+
+    name: str
+    cues: tuple[str, ...]
+    refines: str | None = None
+
+
+@dataclass(frozen=True)
+class City:
+    """A préfecture, sous-préfecture or large commune and the number of its département."""
+
+    name: str
+    departement: str
+    ordinary_word: bool = False
+
+
+@dataclass(frozen=True)
 class Answer:
     key: str
     title: str
@@ -87,6 +108,10 @@ class KnowledgeBase:
     answers: list[Answer] = field(default_factory=list)
     # Names shared by several categories ("PsyEN" -> détaché or intégré): name -> aliases
     category_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Job descriptions, highest precedence first (kb/faq_fr.md, "Indices de la situation").
+    category_cues: list[CategoryCues] = field(default_factory=list)
+    # Cities and their département (kb/villes.md), to find the académie of « prof à Quimper ».
+    cities: list[City] = field(default_factory=list)
 
 
 def _sections(text: str, level: int) -> dict[str, str]:
@@ -248,6 +273,33 @@ def _parse_eligibility(
     return categories, aliases
 
 
+def _parse_category_cues(
+    sections: dict[str, str], categories: list[Category], groups: dict[str, tuple[str, ...]]
+) -> list[CategoryCues]:
+    body = _sections(_section(sections, "Qui vote où ?"), 3).get("Indices de la situation")
+    if body is None:
+        return []
+    names = {c.name for c in categories} | set(groups)
+    found = []
+    for name, cues, refines in _first_table(body, "Indices de la situation")[1]:
+        if name not in names or (refines and refines not in groups):
+            raise KbFormatError(f"Indices de la situation : catégorie « {name} » inconnue.")
+        words = tuple(c.strip() for c in cues.split(",") if c.strip())
+        found.append(CategoryCues(name, words, refines or None))
+    return found
+
+
+def parse_cities(text: str) -> list[City]:
+    """The table of `kb/villes.md`: Ville | Département | Rang | Mot courant."""
+    cities = []
+    for row in _first_table(text, "Villes et départements")[1]:
+        name, number, ordinary = row[0], row[1], row[3]
+        if not name or not re.fullmatch(r"\d{2,3}|2[AB]", number):
+            raise KbFormatError(f"Villes : ligne « {name} | {number} » invalide.")
+        cities.append(City(name, number, ordinary.strip().lower() == "oui"))
+    return cities
+
+
 LIST_ITEM = re.compile(r"^(?:[-*] |\d+\. )")
 
 
@@ -311,12 +363,24 @@ def parse_kb(text: str) -> KnowledgeBase:
         scrutins=scrutins,
         categories=categories,
         category_groups=category_groups,
+        category_cues=_parse_category_cues(sections, categories, category_groups),
         answers=_parse_answers(_section(sections, "Réponses")),
     )
     _check_placeholders(kb)
     return kb
 
 
+CITIES_FILE = "villes.md"
+
+
 def read_kb(path: Path) -> KnowledgeBase:
-    """Read and parse a knowledge base file."""
-    return parse_kb(Path(path).read_text(encoding="utf-8"))
+    """Read and parse a knowledge base file, with the cities of `villes.md` beside it."""
+    kb = parse_kb(Path(path).read_text(encoding="utf-8"))
+    cities = Path(path).with_name(CITIES_FILE)
+    if cities.exists():
+        kb.cities = parse_cities(cities.read_text(encoding="utf-8"))
+        known = {d.number for a in kb.academies for d in a.departements}
+        unknown = sorted({c.departement for c in kb.cities} - known)
+        if unknown:
+            raise KbFormatError(f"Villes : départements inconnus {unknown}.")
+    return kb

@@ -57,9 +57,11 @@ class EntityMatcher:
         scrutins: dict[str, list[str]],
         domains: dict[str, str],
         departements: dict[tuple[str, str], str] | None = None,
+        cities: dict[str, tuple[set[str], bool]] | None = None,
     ) -> None:
         self._domains = {d.lower(): name for d, name in domains.items()}
         self._departements = _departement_patterns(departements or {}, set(academies))
+        self._cities = _city_patterns(cities or {}, academies)
         self._exact: list[tuple[str, str, str]] = []  # (folded alias, entity, value)
         for entity, names in (
             ("academie", academies),
@@ -89,6 +91,7 @@ class EntityMatcher:
             scrutins=scrutin_aliases({s.code: s.title for s in kb.scrutins}),
             domains={a.domain: a.name for a in kb.academies},
             departements={(d.number, d.name): a.name for a in kb.academies for d in a.departements},
+            cities=city_academies(kb),
         )
 
     def find(self, text: str) -> list[Match]:
@@ -113,7 +116,7 @@ class EntityMatcher:
         for pattern, entity, value in self._patterns:
             for match in pattern.finditer(folded):
                 claim(match.start(), match.end(), entity, value)
-        for pattern, value in self._departements:
+        for pattern, value in self._departements + self._cities:
             for match in pattern.finditer(folded):
                 group = "name" if match.group("name") else "alone"
                 claim(match.start(group), match.end(group), "academie", value)
@@ -130,11 +133,70 @@ class EntityMatcher:
         return next((m.value for m in self.find(text) if m.entity == entity), None)
 
 
+def city_academies(kb: KnowledgeBase) -> dict[str, tuple[set[str], bool]]:
+    """Each city name of `kb/villes.md`: the académies it may designate, and whether the name
+    is also an ordinary word (then only taken after « à », « de »...)."""
+    by_number = {d.number: a.name for a in kb.academies for d in a.departements}
+    cities: dict[str, tuple[set[str], bool]] = {}
+    for city in kb.cities:
+        academies, ordinary = cities.get(city.name, (set(), False))
+        cities[city.name] = (
+            academies | {by_number[city.departement]},
+            ordinary or city.ordinary_word,
+        )
+    return cities
+
+
+# Words after which a city that is also an ordinary word ("Sens", "Orange") is a place.
+CITY_CONTEXT = (
+    r"(?:a|au|de|d|sur|pres +de|pres +d|vers|cote +de|ville +de|secteur +de"
+    r"|circonscription +de|circo +de|mairie +de)"
+)
+
+
+def _city_patterns(
+    cities: dict[str, tuple[set[str], bool]], academies: dict[str, list[str]]
+) -> list[tuple[re.Pattern[str], str]]:
+    """Patterns (group `name` or `alone`) for cities of one académie, longest name first.
+
+    A name shared by cities of several académies ("Saint-Denis": 93 or La Réunion) is left out:
+    guessing would give the wrong webmail to half of those who type it.
+    """
+    known = {fold_key(alias) for name, aliases in academies.items() for alias in [name, *aliases]}
+    patterns: list[tuple[int, re.Pattern[str], str]] = []
+    for name, (owners, ordinary) in cities.items():
+        key = fold_key(name)
+        if len(owners) != 1 or key in known or not key:
+            continue
+        body = " +".join(re.escape(w) for w in key.split())
+        context = rf"{CITY_CONTEXT} +" if ordinary else ""
+        pattern = re.compile(
+            rf"(?<![a-z0-9]){context}(?P<name>{body})(?![a-z0-9])|^ *(?P<alone>{body}) *$"
+        )
+        patterns.append((len(key), pattern, next(iter(owners))))
+    patterns.sort(key=lambda item: -item[0])
+    return [(pattern, academie) for _, pattern, academie in patterns]
+
+
 # A département named by one word ("Cher", "Somme", "Vienne") or by its number ("93") is only
 # taken as such after one of these words, or alone in the message: both are ordinary words.
 DEPARTEMENT_CONTEXT = (
     r"(?:dans(?: +(?:le|la|l|les))?|en|du|de +la|de +l|des|au|aux"
     r"|departement(?: +(?:de|du|de +la|de +l|des))?|dept|dpt|dep|webmail|webmel|messagerie)"
+)
+
+
+# Words before a département number: « dans le 44 », « pour le 44 », « en 974 » (not a bare
+# « le 29 »: a date as often as a place).
+NUMBER_CONTEXT = (
+    r"dans +le|du|departement|dept|dpt|dep|pour +le|sur +le|vers +le|en|au|academie +du"
+    r"|secteur +du|circonscription +du"
+)
+# ...unless what follows makes it a date, a time, a quantity or a class level.
+NOT_A_DEPARTEMENT = (
+    r"(?:[0-9]|er\b|janv|fev|mars|avr|mai|juin|juil|aout|sept|oct|nov|dec|h\b|heures?\b|min"
+    r"|ans\b|euros?\b|eleves|enfants|jours|fois|caracteres|mois|semaines|minutes|secondes"
+    r"|personnes|collegues|classes|ecoles|sms|messages|mails|tentatives|%)"
 )
 
 
@@ -149,8 +211,8 @@ def _departement_patterns(
         if key not in academie_keys:  # "Paris", "Guadeloupe" are already académie names
             patterns.append((len(key), _departement_name_pattern(key), academie))
         number_pattern = (
-            rf"(?<![a-z0-9])(?:dans le|du|departement|dept|dpt|dep) +(?P<name>{number.lower()})"
-            rf"(?![a-z0-9])|^ *(?:le +)?(?P<alone>{number.lower()}) *$"
+            rf"(?<![a-z0-9])(?:{NUMBER_CONTEXT}) +(?P<name>{number.lower()})"
+            rf"(?![a-z0-9])(?! *{NOT_A_DEPARTEMENT})|^ *(?:le +)?(?P<alone>{number.lower()}) *$"
         )
         patterns.append((0, re.compile(number_pattern), academie))
     patterns.sort(key=lambda item: -item[0])

@@ -1,0 +1,223 @@
+"""Read a voter's situation in a long message: the académie of now, the staff category a job
+description designates, and whether the writer asks for someone else.
+
+Pure functions over the text and the names `EntityMatcher` found in it; the words they look
+for are French grammar, the categories' job descriptions come from `kb/faq_fr.md`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.knowledge.kb_file import CategoryCues, KnowledgeBase
+from bot.knowledge.matching import Match, fold
+
+GAP = "…"
+# How the NLU marks what it read (entity roles and values the actions look for):
+FORMER = "avant"  # role of an académie named as a past one (« j'étais à Nantes »)
+SITUATION = "situation"  # entity whose values are the two below
+ABOUT_OTHERS = "tiers"  # the writer asks for a colleague or a team
+COMPARISON = "comparaison"  # the writer compares categories
+# Words that place a place or a job in the past (« j'étais à Nantes », « avant, à Lille »).
+PAST = re.compile(
+    r"(?<![a-z])(?:etais|etait|etions|etiez|etaient|ete|avant|auparavant|anciennement|ancien"
+    r"|ancienne|precedemment|precedente?|jusqu +(?:en|a|au)|l +an +dernier|l +annee +derniere"
+    r"|annee +derniere|dernierement|quitte|venais|venant|viens +de|vient +de|mute +de|mutee +de"
+    r"|ex|autrefois|travaillais|enseignais|bossais|passe +par)(?![a-z])"
+)
+# Words that place it now (« maintenant à Rennes », « mutée à Rennes »).
+PRESENT = re.compile(
+    r"(?<![a-z])(?:maintenant|desormais|actuellement|aujourd +hui|depuis|cette +annee"
+    r"|a +present|mute|mutee|mutes|mutees|nomme|nommee|arrive|arrivee|affecte|affectee"
+    r"|suis|sommes|travaille|enseigne|bosse|exerce|en +poste)(?![a-z])"
+)
+# Clause boundaries: a place belongs to the clause it is written in.
+CLAUSE = re.compile(r"[.;:!?()\n,]|\b(?:mais|et|puis|alors|donc|avant|maintenant)\b", re.I)
+# The writer asks for someone else: « mes AESH », « une de mes collègues », « pour elle ».
+OTHERS = re.compile(
+    r"(?<![a-z])(?:mes|mon|ma|nos|notre|votre|vos|leur|leurs|une +de +mes|un +de +mes"
+    r"|l +une +de +mes|l +un +de +mes|plusieurs|certaines|certains|les)"
+    r" +(?:[a-z]+ +){0,2}?(?:collegue|collegues|aesh|aed|avs|stagiaire|stagiaires|adjoint"
+    r"|adjointe|adjoints|equipe|personnels|personnel|psy|psys|psychologue|psychologues"
+    r"|contractuel|contractuels|contractuelle|contractuelles|enseignants|enseignantes|pe"
+    r"|directeurs|directrices|agents|salaries|accompagnants|accompagnantes)(?![a-z])"
+    r"|(?<![a-z])pour +(?:elle|lui|eux|elles|une +collegue|un +collegue|ma +collegue"
+    r"|mon +collegue)(?![a-z])"
+    r"|(?<![a-z])(?:elle|il|elles|ils) +(?:vote|votent|voteront|votera|est|sont|doit|doivent)"
+    r"(?![a-z])"
+)
+SELF = re.compile(
+    r"(?<![a-z])(?:je +suis|j +ai +ete +recrute|je +travaille|j +enseigne|je +vote|moi +je"
+    r"|je +dirige|j +accompagne|je +surveille)(?![a-z])"
+)
+# « est-ce les mêmes ? », « vote comme les PE ? », « quelle différence »: two sides to answer.
+COMPARISON = re.compile(
+    r"(?<![a-z])(?:meme|memes|pareil|pareille|pareils|comme|identique|identiques|difference"
+    r"|differences|different|differents|differente|differentes|versus|vs|plus +de +votes"
+    r"|moins +de +votes|autant)(?![a-z])"
+)
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What a message says of the voter's situation."""
+
+    academie: str | None  # the académie of now, if any was named
+    former_academies: tuple[str, ...]  # académies named as past ones
+    categories: tuple[str, ...]  # categories (or a group such as "PsyEN") named or described
+    described: bool  # the categories come from a job description, not a name
+    about_others: bool  # the writer asks for a colleague or a team
+    comparison: bool  # the writer compares two categories or asks if they are the same
+
+
+class SituationReader:
+    """Reads situations with the job descriptions of one knowledge base."""
+
+    def __init__(self, cues: list[CategoryCues], groups: set[str]) -> None:
+        self._rows = [(row, [_cue_pattern(c) for c in row.cues]) for row in cues]
+        self._groups = groups
+
+    @classmethod
+    def from_kb(cls, kb: KnowledgeBase) -> SituationReader:
+        return cls(kb.category_cues, set(kb.category_groups))
+
+    def read(self, text: str, matches: list[Match]) -> Situation:
+        folded = " ".join(fold(text).split())
+        academie, former = current_academie(text, [m for m in matches if m.entity == "academie"])
+        named = _unique(m.value for m in matches if m.entity == "categorie")
+        described = False
+        if not named:
+            named = self.described_categories(folded)
+            described = bool(named)
+        categories = tuple(c for value in named for c in self._refine(value, folded))
+        categories += self._members_also_described(text, matches, categories)
+        return Situation(
+            academie=academie,
+            former_academies=former,
+            categories=tuple(_unique(categories)),
+            described=described,
+            about_others=bool(OTHERS.search(folded)) and not _self_named(folded, named),
+            comparison=len(set(categories)) > 1 and bool(COMPARISON.search(folded)),
+        )
+
+    def described_categories(self, folded: str) -> tuple[str, ...]:
+        """The category the job description designates: the highest row whose cues match."""
+        for row, patterns in self._rows:
+            if row.refines is None and any(p.search(folded) for p in patterns):
+                return (row.name,)
+        return ()
+
+    def description_span(self, text: str, category: str) -> tuple[int, int]:
+        """Where in `text` the job description of `category` is (the first cue that matches)."""
+        folded = fold(text)
+        for row, patterns in self._rows:
+            if row.name != category:
+                continue
+            for pattern in patterns:
+                found = pattern.search(folded)
+                if found:
+                    return found.start(), found.end()
+        return 0, len(text)
+
+    def _members_also_described(
+        self, text: str, matches: list[Match], categories: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """« un PsyEN détaché et un intégré »: the second member is described, not named."""
+        blanked = list(fold(text))
+        for match in matches:
+            blanked[match.start : match.end] = " " * (match.end - match.start)
+        rest = " ".join("".join(blanked).split())
+        extra: list[str] = []
+        for group in self._groups:
+            if any(c.startswith(f"{group} ") for c in categories):
+                extra += [c for c in self._refine(group, rest) if c != group]
+        return tuple(c for c in extra if c not in categories)
+
+    def _refine(self, value: str, folded: str) -> tuple[str, ...]:
+        """A group name made precise by the cues that refine it (« PsyEN » + « détachée »).
+
+        Each row only reads what the rows above it left: « pas intégrée » is a cue of the
+        détaché row, so the « intégrée » in it no longer counts for the intégré row; « un
+        détaché et un intégré » names both.
+        """
+        if value not in self._groups:
+            return (value,)
+        found = []
+        for row, patterns in self._rows:
+            if row.refines != value:
+                continue
+            hit = False
+            for pattern in patterns:
+                for match in pattern.finditer(folded):
+                    hit = True
+                    folded = (
+                        folded[: match.start()] + " " * len(match.group()) + folded[match.end() :]
+                    )
+            if hit:
+                found.append(row.name)
+        return tuple(found) or (value,)
+
+
+def current_academie(text: str, matches: list[Match]) -> tuple[str | None, tuple[str, ...]]:
+    """The académie the writer is in now, and those they name as past ones.
+
+    Each académie is judged by the words of its own clause (« j'étais à Nantes jusqu'en juin »
+    is past; « maintenant je suis à Rennes » is now). When nothing tells, the last one named
+    is taken as the current one.
+    """
+    values = _unique(m.value for m in matches)
+    if len(values) <= 1:
+        return (values[0] if values else None), ()
+    folded = fold(text)
+    tense: dict[str, str] = {}
+    for match in matches:
+        clause = _clause_around(text, folded, match.start, match.end)
+        past, present = bool(PAST.search(clause)), bool(PRESENT.search(clause))
+        if past and not present:
+            tense.setdefault(match.value, "past")
+        elif present and not past:
+            tense[match.value] = "present"
+    now = [v for v in values if tense.get(v) == "present"]
+    undecided = [v for v in values if v not in tense]
+    current = (now or undecided or values)[-1]
+    return current, tuple(v for v in values if v != current)
+
+
+def _clause_around(text: str, folded: str, start: int, end: int) -> str:
+    """The clause of `folded` that holds [start, end), without the name itself (boundaries are
+    read on `text`, where the punctuation still is)."""
+    cuts = list(CLAUSE.finditer(text))
+    left = max((m.start() for m in cuts if m.end() <= start), default=0)
+    right = min((m.start() for m in cuts if m.start() >= end), default=len(folded))
+    return " ".join((folded[left:start] + " " + folded[end:right]).split())
+
+
+def _self_named(folded: str, named: tuple[str, ...]) -> bool:
+    """« je suis AESH » (the writer's own category) outweighs « mes collègues »."""
+    return bool(SELF.search(folded)) and len(named) == 1 and not OTHERS.search(folded)
+
+
+def _cue_pattern(cue: str) -> re.Pattern[str]:
+    """A cue of the knowledge base as a pattern on folded text (`*`: any ending, `…`: a gap)."""
+    pattern = ""
+    for word in cue.replace(GAP, f" {GAP} ").split():
+        if word == GAP:
+            pattern += r"(?: +[a-z0-9]+){0,4}"
+            continue
+        stem = " ".join(fold(word.rstrip("*")).split())
+        body = " +".join(re.escape(w) for w in stem.split())
+        if word.endswith("*"):
+            body += "[a-z0-9]*"
+        elif len(stem) >= 4:
+            body += "e?s?"
+        pattern += (" +" if pattern else "") + body
+    return re.compile(r"(?<![a-z0-9])" + pattern + r"(?![a-z0-9])")
+
+
+def _unique(values) -> tuple[str, ...]:
+    seen: list[str] = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return tuple(seen)

@@ -1,0 +1,157 @@
+"""Reading a voter's situation from long messages: the académie of now, the category a job
+description designates, cities and département numbers, messages written for colleagues."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.knowledge.kb_file import KbFormatError, parse_cities, read_kb
+from bot.knowledge.matching import EntityMatcher
+from bot.knowledge.situation import SituationReader
+from tests.conftest import KB
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return read_kb(KB)
+
+
+@pytest.fixture(scope="module")
+def matcher(kb):
+    return EntityMatcher.from_kb(kb)
+
+
+@pytest.fixture(scope="module")
+def reader(kb):
+    return SituationReader.from_kb(kb)
+
+
+def read(reader, matcher, text):
+    return reader.read(text, matcher.find(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("j'enseigne en CM2 dans une école rurale", "PE et instituteur"),
+        ("je suis prof en CDD au lycée pro", "Enseignant contractuel"),
+        ("je dirige une école spécialisée depuis trois ans", "Directeur écoles d'application et spécialisé"),
+        ("psy de l'éducation nationale, option EDO, détachée", "PsyEN détaché"),
+        ("je suis psychologue scolaire, pas encore intégrée dans le corps", "PsyEN détaché"),
+        ("psychologue EDA intégrée depuis 2017", "PsyEN intégré"),
+        ("j'accompagne un petit autiste en classe de CP", "AESH-AED"),
+        ("je surveille la cour et la cantine au collège", "AESH-AED"),
+        ("je suis à l'INSPE en alternance, à mi-temps devant une classe", "PES"),
+        ("je suis adjointe du directeur de la SEGPA", "Directeur adjoint de SEGPA"),
+        ("instit en maternelle, petite section", "PE et instituteur"),
+        ("contractuelle en CM1 depuis septembre", "Enseignant contractuel"),
+    ],
+)  # fmt: skip
+def test_a_job_described_in_words_is_the_right_category(reader, matcher, text, category):
+    assert read(reader, matcher, text).categories == (category,)
+
+
+def test_a_named_category_wins_over_descriptions_and_feminine_forms_count(reader, matcher):
+    situation = read(reader, matcher, "je suis AESH en CDD dans une école élémentaire")
+    assert situation.categories == ("AESH-AED",) and not situation.described
+    assert read(reader, matcher, "institutrice en CP").categories == ("PE et instituteur",)
+
+
+def test_a_psychologist_who_does_not_say_stays_ambiguous(reader, matcher):
+    assert read(reader, matcher, "je suis psychologue scolaire").categories == ("PsyEN",)
+
+
+def test_two_psychologists_compared_are_both_named(reader, matcher):
+    situation = read(reader, matcher, "un PsyEN détaché et un intégré, même nombre de votes ?")
+    assert set(situation.categories) == {"PsyEN détaché", "PsyEN intégré"}
+    assert situation.comparison
+
+
+def test_a_comparison_of_two_named_categories(reader, matcher):
+    situation = read(reader, matcher, "le directeur adjoint de SEGPA vote-t-il comme les PE ?")
+    assert situation.categories == ("Directeur adjoint de SEGPA", "PE et instituteur")
+    assert situation.comparison
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mes AESH me demandent pour quoi elles votent",
+        "une de mes collègues est contractuelle, elle vote à quoi ?",
+        "ma stagiaire voudrait savoir à quels scrutins elle participe",
+    ],
+)
+def test_a_question_for_colleagues_is_about_them(reader, matcher, text):
+    assert read(reader, matcher, text).about_others
+
+
+def test_the_writers_own_category_is_not_about_others(reader, matcher):
+    assert not read(reader, matcher, "je suis AESH, je vote pour quoi ?").about_others
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "before"),
+    [
+        ("j'étais à Nantes jusqu'en juin, maintenant je suis en poste à Rennes, quel webmail ?",
+         "Rennes", ("Nantes",)),
+        ("Je suis en poste à Lyon depuis la rentrée, avant j'étais à Grenoble.", "Lyon", ("Grenoble",)),
+        ("mutée à Lille cette année (anciennement académie d'Amiens)", "Lille", ("Amiens",)),
+        ("j'ai quitté Créteil pour Versailles, c'est quoi l'adresse ?", "Versailles", ("Créteil",)),
+    ],
+)  # fmt: skip
+def test_the_academie_of_now_not_the_one_before(reader, matcher, text, now, before):
+    situation = read(reader, matcher, text)
+    assert situation.academie == now
+    assert situation.former_academies == before
+
+
+@pytest.mark.parametrize(
+    ("text", "academie"),
+    [
+        ("je suis prof à Quimper", "Rennes"),
+        ("en poste à Bayonne depuis deux ans", "Bordeaux"),
+        ("école de Saint-Jean-de-Maurienne", "Grenoble"),
+        ("je travaille a chalons en champagne", "Reims"),
+        ("collège de Brive-la-Gaillarde", "Limoges"),
+        ("je bosse pour le 44", "Nantes"),
+        ("c'est pour le 29, quel webmail ?", "Rennes"),
+        ("le 29", "Rennes"),
+        ("en Loire-Atlantique", "Nantes"),
+        ("webmail du 974 svp", "Réunion"),
+    ],
+)
+def test_cities_and_departement_numbers_lead_to_the_academie(matcher, text, academie):
+    assert matcher.first(text, "academie") == academie
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "le 29 novembre je ne pourrai pas voter",
+        "j'ai 44 élèves et 2 classes",
+        "le sens de ma question est simple",
+        "je suis dans le 06 12 34 56 78",
+    ],
+)
+def test_dates_numbers_and_ordinary_words_are_not_places(matcher, text):
+    assert matcher.first(text, "academie") is None
+
+
+def test_a_city_name_shared_by_two_academies_is_not_guessed(matcher):
+    # Saint-Denis: Seine-Saint-Denis (Créteil) or La Réunion.
+    assert matcher.first("je suis à Saint-Denis", "academie") is None
+    assert matcher.first("je suis à Saint-Denis de la Réunion", "academie") == "Réunion"
+
+
+def test_the_city_table_covers_every_prefecture(kb):
+    numbers = {d.number for a in kb.academies for d in a.departements}
+    assert {c.departement for c in kb.cities} == numbers
+    assert len(kb.cities) >= 101 + 200
+
+
+def test_a_malformed_city_row_is_refused_in_french():
+    table = (
+        "| Ville | Département | Rang | Mot courant |\n|---|---|---|---|\n| Quimper | XX | x | |\n"
+    )
+    with pytest.raises(KbFormatError, match="Villes"):
+        parse_cities(table)
