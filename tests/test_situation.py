@@ -35,7 +35,7 @@ def read(reader, matcher, text):
     [
         ("j'enseigne en CM2 dans une école rurale", "PE et instituteur"),
         ("je suis prof en CDD au lycée pro", "Enseignant contractuel"),
-        ("je dirige une école spécialisée depuis trois ans", "Directeur écoles d'application et spécialisé"),
+        ("je dirige une école spécialisée", "Directeur écoles d'application et spécialisé"),
         ("psy de l'éducation nationale, option EDO, détachée", "PsyEN détaché"),
         ("je suis psychologue scolaire, pas encore intégrée dans le corps", "PsyEN détaché"),
         ("psychologue EDA intégrée depuis 2017", "PsyEN intégré"),
@@ -94,7 +94,7 @@ def test_the_writers_own_category_is_not_about_others(reader, matcher):
     [
         ("j'étais à Nantes jusqu'en juin, maintenant je suis en poste à Rennes, quel webmail ?",
          "Rennes", ("Nantes",)),
-        ("Je suis en poste à Lyon depuis la rentrée, avant j'étais à Grenoble.", "Lyon", ("Grenoble",)),
+        ("En poste à Lyon depuis la rentrée, avant j'étais à Grenoble.", "Lyon", ("Grenoble",)),
         ("mutée à Lille cette année (anciennement académie d'Amiens)", "Lille", ("Amiens",)),
         ("j'ai quitté Créteil pour Versailles, c'est quoi l'adresse ?", "Versailles", ("Créteil",)),
     ],
