@@ -16,6 +16,13 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from bot import config, rasa_patches
 from bot.knowledge.kb_file import read_kb
 from bot.knowledge.matching import EntityMatcher
+from bot.knowledge.situation import (
+    ABOUT_OTHERS,
+    COMPARISON,
+    FORMER,
+    SITUATION,
+    SituationReader,
+)
 
 # This module is what the Rasa server imports of ours (config.yml): patch Rasa there.
 rasa_patches.apply()
@@ -91,6 +98,72 @@ class KnowledgeBaseEntityExtractor(GraphComponent, EntityExtractorMixin):
                 add_to_output=True,
             )
         return messages
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
+class SituationExtractor(GraphComponent, EntityExtractorMixin):
+    """Reads the voter's situation from the knowledge-base names found before it.
+
+    An académie named as a past one gets the role `avant`; a job described without a category
+    name (« j'enseigne en CM2 ») becomes that category; « PsyEN » with « détachée » becomes
+    « PsyEN détaché »; a message written for colleagues or comparing two categories says so
+    with a `situation` entity. Runs after the classifiers, so their features do not change.
+    """
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SituationExtractor:
+        kb = read_kb(_kb_path())
+        return cls(EntityMatcher.from_kb(kb), SituationReader.from_kb(kb))
+
+    def __init__(self, matcher: EntityMatcher, reader: SituationReader) -> None:
+        self._matcher = matcher
+        self._reader = reader
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            text = message.get(TEXT)
+            if isinstance(text, str) and text.strip():
+                message.set(
+                    ENTITIES, self._entities(text, message.get(ENTITIES, [])), add_to_output=True
+                )
+        return messages
+
+    def _entities(self, text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        situation = self._reader.read(text, self._matcher.find(text))
+        kept: list[dict[str, Any]] = []
+        for entity in entities:
+            kind, value = entity.get("entity"), entity.get("value")
+            if kind == "academie" and value in situation.former_academies:
+                entity = {**entity, "role": FORMER}
+            if kind == "categorie" and value not in situation.categories:
+                # A group made precise (« PsyEN » -> « PsyEN détaché », or both)
+                for refined in situation.categories:
+                    if refined.startswith(f"{value} ") and not _has(kept, "categorie", refined):
+                        kept.append({**entity, "value": refined})
+                continue
+            kept.append(entity)
+        added: list[dict[str, Any]] = []
+        if situation.described:
+            for category in situation.categories:
+                start, end = self._reader.description_span(text, category)
+                added.append({"entity": "categorie", "value": category, "start": start, "end": end})
+        for flag, value in (
+            (situation.about_others, ABOUT_OTHERS),
+            (situation.comparison, COMPARISON),
+        ):
+            if flag:
+                added.append({"entity": SITUATION, "value": value, "start": 0, "end": 0})
+        return kept + self.add_extractor_name(added)
+
+
+def _has(entities: list[dict[str, Any]], kind: str, value: str) -> bool:
+    return any(e.get("entity") == kind and e.get("value") == value for e in entities)
 
 
 def _kb_path() -> str:

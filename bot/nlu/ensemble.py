@@ -15,8 +15,11 @@ never used weighs like the ones they did.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
+import re
+from pathlib import Path
 from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -88,6 +91,51 @@ def extracted_spans(message: Message) -> list[tuple[int, int, str]]:
     ]
 
 
+# A sentence ends at . ! ? … or a line break; the question of a long message is usually its last
+# interrogative sentence, after the context (« ma collègue m'a aidée… mais ce matin… ? »).
+SENTENCE = re.compile(r"[^.!?…\n]+[.!?…]*")
+QUESTION_WORDS = re.compile(
+    r"(?<!\w)(?:comment|pourquoi|pk|pq|quand|o[uù]|quel|quelle|quels|quelles|qui|combien|est-ce"
+    r"|est ce|c'est quoi|c quoi|qu'est|que faire|que dois|dois-je|puis-je|peut-on|faut-il"
+    r"|pouvez-vous|pourriez-vous|je voudrais savoir|je voudrais|j'aimerais|je peux|je dois"
+    r"|on doit|on peut|svp|stp|s'il vous pla[iî]t|merci de|aidez|aide)(?!\w)",
+    re.IGNORECASE,
+)
+# Greetings and sign-offs of pasted e-mails are not the question.
+FORMULA = re.compile(
+    r"^\W*(?:bonjour|bonsoir|salut|madame|monsieur|cordialement|bien cordialement|merci"
+    r"|bonne journ[ée]e|bonne soir[ée]e|sinc[eè]res salutations|bien [àa] vous|respectueusement"
+    r"|mme|m\.|mlle|signature)\b",
+    re.IGNORECASE,
+)
+MIN_FOCUS_WORDS = 3
+
+
+def question_focus(text: str) -> tuple[int, int] | None:
+    """Where the question of a long message is: its last interrogative sentence, else its last
+    sentence that is not a greeting or a signature. None for a message of one sentence."""
+    sentences = [m for m in SENTENCE.finditer(text) if len(m.group().split()) >= MIN_FOCUS_WORDS]
+    sentences = [m for m in sentences if not FORMULA.match(m.group())] or sentences
+    if len(sentences) < 2:
+        return None
+    asking = [m for m in sentences if "?" in m.group() or QUESTION_WORDS.search(m.group())]
+    chosen = (asking or sentences)[-1]
+    return chosen.start(), chosen.end()
+
+
+def spans_within(
+    spans: list[tuple[int, int, str]], start: int, end: int
+) -> list[tuple[int, int, str]]:
+    """The entity spans inside [start, end), relative to `start`."""
+    return [(s - start, e - start, kind) for s, e, kind in spans if s >= start and e <= end]
+
+
+def mix(whole: dict[str, float], focus: dict[str, float], weight: float) -> dict[str, float]:
+    """The whole message's probabilities moved towards its question's by `weight`."""
+    names = set(whole) | set(focus)
+    return {n: (1 - weight) * whole.get(n, 0.0) + weight * focus.get(n, 0.0) for n in names}
+
+
 def combine(
     diet: dict[str, float], linear: dict[str, float], diet_weight: float
 ) -> list[tuple[str, float]]:
@@ -106,7 +154,19 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"diet_weight": 0.5, "C": 10.0}
+        return {"diet_weight": 0.5, "C": 10.0, "focus_weight": 0.0}
+
+    @classmethod
+    def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
+        """Retrain when what the examples are masked with changes (names in kb/, the matcher)."""
+        from bot import config as settings
+        from bot.knowledge import matching
+
+        digest = hashlib.sha256()
+        for path in sorted(settings.kb_path().parent.glob("*.md")):
+            digest.update(path.read_bytes())
+        digest.update(Path(matching.__file__).read_bytes())
+        return digest.hexdigest()
 
     @staticmethod
     def required_packages() -> list[str]:
@@ -178,16 +238,29 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         if not usable:
             return messages
         masked = [mask_entities(texts[i], extracted_spans(messages[i])) for i in usable]
-        probabilities = self._pipeline.predict_proba(masked)
+        focused = {}  # index in `usable` -> the masked question sentence
+        for n, index in enumerate(usable):
+            focus = question_focus(texts[index])
+            if focus is not None:
+                spans = spans_within(extracted_spans(messages[index]), *focus)
+                focused[n] = mask_entities(texts[index][focus[0] : focus[1]], spans)
+        probabilities = self._pipeline.predict_proba(masked + list(focused.values()))
+        focus_rows = dict(zip(focused, probabilities[len(masked) :], strict=True))
         classes = list(self._pipeline.classes_)
-        for row, index in zip(probabilities, usable, strict=True):
+        for n, (row, index) in enumerate(zip(probabilities, usable, strict=False)):
             message = messages[index]
-            linear = {name: float(p) for name, p in zip(classes, row, strict=True)}
+            whole = {name: float(p) for name, p in zip(classes, row, strict=True)}
+            question = (
+                {name: float(p) for name, p in zip(classes, focus_rows[n], strict=True)}
+                if n in focus_rows
+                else whole
+            )
+            linear = mix(whole, question, float(self._config["focus_weight"]))
             diet = {
                 entry[INTENT_NAME_KEY]: float(entry["confidence"])
                 for entry in message.get(INTENT_RANKING_KEY) or []
             }
-            message.set(PARTS, {"diet": diet, "linear": linear})
+            message.set(PARTS, {"diet": diet, "linear": whole, "question": question})
             weight = float(self._config["diet_weight"]) if diet else 0.0
             ranking = combine(diet, linear, weight)
             ranking = ranking[:RANKING_LENGTH]
