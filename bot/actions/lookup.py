@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.actions import wording
 from bot.actions.base import KnowledgeAction, latest_entity
 from bot.knowledge import Knowledge
+from bot.knowledge.kb_file import OUTSIDE_TABLE
 from bot.knowledge.situation import ABOUT_OTHERS, SITUATION
 from bot.knowledge.store import AcademieInfo
 from bot.personal_data.redaction import PLACEHOLDERS
@@ -107,6 +108,14 @@ def send_situation(
     """The answer about the categories of one message: one, two compared, or a yes/no check."""
     flags = situation_flags(tracker)
     about_others = ABOUT_OTHERS in flags
+    if categories == [OUTSIDE_TABLE]:
+        dispatcher.utter_message(
+            text=wording.not_in_table(),
+            buttons=[
+                wording.entity_button(name, "categorie", name) for name in knowledge.categories()
+            ],
+        )
+        return []
     known = [c for c in categories if knowledge.eligibility_for(c) is not None]
     if len(known) >= 2:
         pairs = [(c, knowledge.eligibility_for(c)) for c in known[:2]]

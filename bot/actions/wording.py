@@ -75,6 +75,16 @@ def votes_in(category: str, scrutin: ScrutinInfo, votes: bool, about_others: boo
     return f"**Non** : {subject} ne {verb} pas au scrutin **{scrutin.code}**."
 
 
+def not_in_table() -> str:
+    """A job the FAQ's eligibility table does not cover: say so rather than guess."""
+    return (
+        "Votre situation ne figure pas dans le tableau « Qui vote où ? » de cette FAQ, qui "
+        "concerne les personnels du premier degré : je ne peux pas vous dire vos scrutins sans "
+        "risquer de me tromper. Votre espace électeur affiche les scrutins auxquels vous "
+        "participez.\n\nSi vous êtes dans l'une de ces situations, choisissez-la :"
+    )
+
+
 def ambiguous_category(name: str) -> str:
     return (
         f"« {name} » recouvre plusieurs situations qui ne votent pas aux mêmes scrutins. "

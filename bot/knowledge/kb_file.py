@@ -68,6 +68,10 @@ class Category:
     aliases: tuple[str, ...] = ()
 
 
+# The row of "Indices de la situation" for jobs the eligibility table does not cover.
+OUTSIDE_TABLE = "Hors tableau"
+
+
 @dataclass(frozen=True)
 class CategoryCues:
     """Words that describe a staff category's job ("j'enseigne en CM2") rather than name it.
@@ -279,7 +283,7 @@ def _parse_category_cues(
     body = _sections(_section(sections, "Qui vote où ?"), 3).get("Indices de la situation")
     if body is None:
         return []
-    names = {c.name for c in categories} | set(groups)
+    names = {c.name for c in categories} | set(groups) | {OUTSIDE_TABLE}
     found = []
     for name, cues, refines in _first_table(body, "Indices de la situation")[1]:
         if name not in names or (refines and refines not in groups):
