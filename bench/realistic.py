@@ -52,6 +52,7 @@ HEDGES = (
     "ne figure pas dans le tableau",
 )
 REISSUE = ("nouvel identifiant électeur**", "La demande d'un nouvel identifiant électeur")
+HANDOFF = ("Un conseiller va reprendre", "Aucun conseiller n'est disponible")
 RESET = ("réinitialisation de votre mot de passe électeur", "réinitialiser votre mot de passe")
 ELIGIBILITY = re.compile(
     r"\*\*([^*]+)\*\* : (?:vous votez|les personnels de cette catégorie votent) à \*\*"
@@ -98,6 +99,8 @@ def read_answer(text: str, answers: dict[str, str]) -> Reading:
         reading.topics.add("lost_voter_id")
     if any(marker in text for marker in RESET):
         reading.topics.add("lost_voter_password")
+    if any(marker in text for marker in HANDOFF):
+        reading.topics.add("ask_human")
     reading.webmails = {name for name, _ in WEBMAIL.findall(text)}
     reading.categories = ELIGIBILITY.findall(text)
     reading.scrutins = set(SCRUTIN_HEAD.findall(text))
@@ -238,12 +241,63 @@ def _expected(case: dict) -> str:
     return f"{case['expect']} {detail}".strip()
 
 
+# The intents whose answer can be the expected one (for tuning the classifier alone).
+ACCEPTABLE = {
+    "webmail": {"webmail_access", "inform"},
+    "scrutins": {"who_votes_where", "inform", "what_is_scrutin"},
+    "compare": {"who_votes_where", "inform"},
+    "clarify_category": {"who_votes_where", "inform"},
+    "not_in_matrix": {"who_votes_where", "inform"},
+    "scrutin_voters": {"who_votes_where", "what_is_scrutin", "inform"},
+    "refusal": {"out_of_scope"},
+}
+
+
+def acceptable_intents(case: dict) -> set[str]:
+    if case["expect"] == "topic":
+        return set(case["topics"])
+    return ACCEPTABLE[case["expect"]]
+
+
+def tune(split: str) -> None:
+    """Intent-level figures of the realistic split for each DIET weight and question weight,
+    from the rankings the trained model's ensemble node keeps (no retraining)."""
+    from bench.tune import parts
+    from bot.nlu.ensemble import combine, mix
+    from bot.training import ensure_model
+
+    cases = load(split)
+    rankings = parts(ensure_model(), [c["text"].strip() for c in cases])
+    print("diet  focus  accepted  oos_recall  confident_wrong(>=0.4)")
+    for diet_weight in (0.0, 0.2, 0.3, 0.4, 0.5):
+        for focus in (0.0, 0.25, 0.5, 0.75, 1.0):
+            good = oos = oos_total = wrong = 0
+            for case, part in zip(cases, rankings, strict=True):
+                linear = mix(part["linear"], part["question"], focus)
+                name, score = combine(part["diet"], linear, diet_weight)[0]
+                ok = name in acceptable_intents(case)
+                good += ok
+                wrong += (not ok) and score >= 0.4
+                if case["expect"] == "refusal":
+                    oos_total += 1
+                    oos += name == "out_of_scope"
+            n = len(cases)
+            print(
+                f"{diet_weight:4.1f} {focus:6.2f} {good / n:9.3f} {oos / oos_total:11.3f} "
+                f"{wrong / n:10.3f}"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="./scripts/benchmark-realistic")
     parser.add_argument("--split", choices=("dev", "test"), default="dev")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--errors", action="store_true", help="print every answer not right")
+    parser.add_argument("--tune", action="store_true", help="intent-level weights, no server")
     args = parser.parse_args()
+    if args.tune:
+        tune(args.split)
+        return 0
     figures = run(args.split, args.limit)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"realistic-{args.split}.json"
