@@ -83,29 +83,28 @@ SENTENCES = [
 
 @dataclass(frozen=True)
 class Typed:
-    """A value as the parsers must read it (`expected`), as typed (`text`), and its kind."""
+    """A value as the parsers must read it (`expected`), as typed (`text`), its kind and the
+    way it was typed (`style`)."""
 
     kind: str  # numen, phone, birth_date, email
     text: str
     expected: str
+    style: str
 
     def needles(self) -> set[str]:
-        """Spellings that must not be found in any store: digits only, with separators."""
+        """Spellings that must be found in no store: as typed, digits only, with separators."""
         if self.kind == "email":
-            local = self.expected.partition("@")[0]
-            return {local, *(p for p in re.split(r"[.]", local) if len(p) >= 3)}
-        core = self.expected.lstrip("+")
-        if self.kind == "phone":
-            national = self.text_digits()
-            core = national if national.startswith("0") else core
+            return {self.text, self.expected, self.expected.partition("@")[0]}
         if self.kind == "birth_date":
             year, month, day = self.expected.split("-")
-            return {f"{day}/{month}/{year}", f"{day}{month}{year}", self.expected, self.text}
-        pairs = " ".join(core[i : i + 2] for i in range(0, len(core), 2))
-        return {core, pairs, pairs.replace(" ", "."), self.expected, self.text}
-
-    def text_digits(self) -> str:
-        return "".join(str(int(c)) for c in self.text if c.isdigit())
+            return {self.text, self.expected, f"{day}/{month}/{year}", f"{day}{month}{year}"}
+        if self.kind == "phone":
+            national = str(phonenumbers.parse(self.expected).national_number)
+            digits = [self.expected, self.expected[1:], national, "0" + national]
+        else:
+            digits = [self.expected, self.expected.lower(), self.expected[3:10]]
+        pairs = [" ".join(d[i : i + 2] for i in range(0, len(d), 2)) for d in digits[2:]]
+        return {self.text, *digits, *pairs, *(p.replace(" ", ".") for p in pairs)}
 
 
 def numen(rng: random.Random) -> Typed:
@@ -123,7 +122,7 @@ def numen(rng: random.Random) -> Typed:
         text = groups[0]
         for group in groups[1:]:
             text += (rng.choice(NUMEN_SEPARATORS) if style == "mixed" else separator) + group
-    return Typed("numen", _case_and_width(rng, text), value)
+    return Typed("numen", _case_and_width(rng, text), value, f"NUMEN {style}")
 
 
 def phone(rng: random.Random) -> Typed:
@@ -145,19 +144,21 @@ def phone(rng: random.Random) -> Typed:
     e164 = f"+{code}{national[1:]}"
     separator = rng.choice(SEPARATORS)
     if abroad or rng.random() < 0.3:  # with the country code: +33 6 12 34 56 78, 0033 6…
-        lead = rng.choice(["+", "00", "+ "]) + code
+        lead = rng.choice(["+", "00", "+ "])
         rest = national[1:]
         groups = [rest[: len(rest) % 2 or 1], *_pairs(rest[len(rest) % 2 or 1 :])]
-        text = lead + rng.choice([" ", separator]) + separator.join(groups)
+        text = lead + code + rng.choice([" ", separator]) + separator.join(groups)
+        style = f"{lead.strip()}{code}"
     else:
-        style = rng.choice(["pairs", "pairs", "four-then-pairs", "compact"])
-        if style == "compact":
+        grouping = rng.choice(["pairs", "pairs", "four-then-pairs", "compact"])
+        style = f"{prefix} {grouping}"
+        if grouping == "compact":
             text = national
-        elif style == "four-then-pairs":  # 0692 12 34 56
+        elif grouping == "four-then-pairs":  # 0692 12 34 56
             text = separator.join([national[:4], *_pairs(national[4:])])
         else:
             text = separator.join(_pairs(national))
-    return Typed("phone", _case_and_width(rng, text), e164)
+    return Typed("phone", _case_and_width(rng, text), e164, f"phone {style}")
 
 
 def birth_date(rng: random.Random) -> Typed:
@@ -168,18 +169,20 @@ def birth_date(rng: random.Random) -> Typed:
     month_name = month_name.capitalize() if rng.random() < 0.3 else month_name
     first = "1er" if born.day == 1 and rng.random() < 0.5 else day
     separator = rng.choice(["/", "-", ".", " ", "  ", " / ", "\u00a0"])
-    text = rng.choice(
+    year_first = separator if separator.strip() else "-"  # « 1980 03 12 » is a year, then more
+    style, text = rng.choice(
         [
-            separator.join([day, month, year]),
-            separator.join([year, month, day]) if separator.strip() else f"{year}-{month}-{day}",
-            f"{day}{month}{year}" if len(day) == 2 else f"{day}/{month}/{year}",
-            f"{first} {month_name} {year}",
-            f"{first}-{month_name}-{year}",
-            f"né en {year} le {first} {month_name}",
-            f"née le {first} {month_name}, en {year}",
+            ("jj/mm/aaaa", separator.join([day, month, year])),
+            ("aaaa/mm/jj", year_first.join([year, month, day])),
+            ("jjmmaaaa", f"{day}{month}{year}" if len(day) == 2 else f"{day}/{month}/{year}"),
+            ("12 mars 1980", f"{first} {month_name} {year}"),
+            ("12-mars-1980", f"{first}-{month_name}-{year}"),
+            ("né en 1980 le 12 mars", f"né en {year} le {first} {month_name}"),
+            ("née le 12 mars, en 1980", f"née le {first} {month_name}, en {year}"),
         ]
-    )
-    return Typed("birth_date", _case_and_width(rng, text, letters=False), born.isoformat())
+    )  # fmt: skip
+    text = _case_and_width(rng, text, letters=False)
+    return Typed("birth_date", text, born.isoformat(), f"date {style}")
 
 
 def email(rng: random.Random) -> Typed:
@@ -192,7 +195,8 @@ def email(rng: random.Random) -> Typed:
     )
     text = shown_local + at + shown_domain
     text = text.upper() if rng.random() < 0.1 else text
-    return Typed("email", text, f"{local}@{domain}")
+    style = f"e-mail {at.strip()}" + (" point" if " point " in text.lower() else "")
+    return Typed("email", text, f"{local}@{domain}", style)
 
 
 GENERATORS = {"numen": numen, "phone": phone, "birth_date": birth_date, "email": email}
