@@ -1,51 +1,23 @@
 """Limits that dropping the cookie cannot dodge: per client address, for the chores, behind
 trusted proxies only. The gateway runs on loopback in front of a fake Rasa that records what
-reaches it; the database is a real SQLite file."""
+reaches it (`tests/test_gateway.py`'s); the database is a real SQLite file."""
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from cryptography.fernet import Fernet
+from aiohttp.test_utils import TestClient
 
-from bot.gateway.app import NEW_CONVERSATIONS_TOO_FAST, create_app, sender_id
+from bot.gateway.app import NEW_CONVERSATIONS_TOO_FAST, sender_id
 from bot.gateway.limits import GatewayLimits, trusted_proxies
 from bot.gateway.relay import CHORE_TOO_FAST
-from bot.knowledge.store import make_engine
 from bot.personal_data.vault import Vault
+from tests.test_gateway import with_fake_rasa
 
 NUMEN = "01E9501234ABC"
 # A guess: the NUMEN of someone else, with one birth date after another.
 GUESSES = [f"{NUMEN} né le {day:02d}/03/1980" for day in range(1, 29)]
-
-Scenario = Callable[[TestClient, list[str], Vault], Awaitable[None]]
-
-
-def with_gateway(scenario: Scenario) -> None:
-    """The gateway in front of a fake Rasa that answers every message and records it."""
-    received: list[str] = []
-
-    async def fake_rasa(request: web.Request) -> web.Response:
-        received.append((await request.json())["message"])
-        return web.json_response({"messages": [{"text": "Bien reçu."}]})
-
-    async def main() -> None:
-        rasa = web.Application()
-        rasa.router.add_post("/webhooks/gateway/webhook", fake_rasa)
-        with tempfile.TemporaryDirectory() as folder:
-            vault = Vault(make_engine(f"sqlite:///{folder}/bot.db"), Fernet.generate_key())
-            async with TestServer(rasa) as server:
-                app = create_app(str(server.make_url("")), vault=vault)
-                async with TestClient(TestServer(app)) as client:
-                    await scenario(client, received, vault)
-
-    asyncio.run(main())
 
 
 async def send_without_cookie(client: TestClient, text: str, address: str | None = None):
@@ -58,7 +30,7 @@ async def send_without_cookie(client: TestClient, text: str, address: str | None
 def test_sixty_messages_without_a_cookie_from_one_address_open_ten_conversations(monkeypatch):
     monkeypatch.delenv("GATEWAY_ADDRESS_NEW_CONVERSATIONS_PER_MINUTE", raising=False)
 
-    async def scenario(client: TestClient, received: list[str], vault: Vault) -> None:
+    async def scenario(client: TestClient, received: list[dict], vault: Vault) -> None:
         replies = [await send_without_cookie(client, "bonjour") for _ in range(60)]
         statuses = Counter(reply.status for reply in replies)
         assert statuses == {200: 10, 429: 50}
@@ -68,7 +40,7 @@ def test_sixty_messages_without_a_cookie_from_one_address_open_ten_conversations
         other = await send_without_cookie(client, "bonjour", "203.0.113.9")
         assert other.status == 200
 
-    with_gateway(scenario)
+    with_fake_rasa(scenario)
 
 
 def test_one_address_with_many_cookies_is_limited_per_address(monkeypatch):
@@ -76,11 +48,11 @@ def test_one_address_with_many_cookies_is_limited_per_address(monkeypatch):
     monkeypatch.setenv("GATEWAY_ADDRESS_RATE_PER_MINUTE", "60")
     monkeypatch.setenv("GATEWAY_ADDRESS_RATE_BURST", "20")
 
-    async def scenario(client: TestClient, received: list[str], vault: Vault) -> None:
+    async def scenario(client: TestClient, received: list[dict], vault: Vault) -> None:
         replies = [await send_without_cookie(client, "webmail Lyon") for _ in range(30)]
         assert Counter(reply.status for reply in replies) == {200: 20, 429: 10}
 
-    with_gateway(scenario)
+    with_fake_rasa(scenario)
 
 
 def test_guessing_a_birth_date_through_many_conversations_from_one_address_is_stopped(
@@ -92,7 +64,7 @@ def test_guessing_a_birth_date_through_many_conversations_from_one_address_is_st
     monkeypatch.setenv("GATEWAY_ADDRESS_NEW_CONVERSATIONS_PER_MINUTE", "1000")
     monkeypatch.delenv("GATEWAY_CHORE_ATTEMPTS_PER_ADDRESS_PER_MINUTE", raising=False)
 
-    async def scenario(client: TestClient, received: list[str], vault: Vault) -> None:
+    async def scenario(client: TestClient, received: list[dict], vault: Vault) -> None:
         statuses, senders = [], []
         for guess in GUESSES:
             reply = await send_without_cookie(client, guess, "198.51.100.7")
@@ -102,7 +74,7 @@ def test_guessing_a_birth_date_through_many_conversations_from_one_address_is_st
             if reply.status == 429:
                 assert (await reply.json())["error"] == CHORE_TOO_FAST
         assert Counter(statuses) == {200: 6, 429: len(GUESSES) - 6}
-        assert len(received) == 6 and all("NUMEN_MASQUE" in text for text in received)
+        assert len(received) == 6 and all("NUMEN_MASQUE" in r["message"] for r in received)
         refused = [s for s, status in zip(senders, statuses, strict=True) if status == 429 and s]
         assert refused and all(vault.get(s, "numen") is None for s in refused)
         # An ordinary question from that address still goes through; another address's
@@ -111,21 +83,21 @@ def test_guessing_a_birth_date_through_many_conversations_from_one_address_is_st
         elsewhere = await send_without_cookie(client, GUESSES[0], "198.51.100.8")
         assert elsewhere.status == 200
 
-    with_gateway(scenario)
+    with_fake_rasa(scenario)
 
 
 def test_the_chores_have_a_limit_for_everyone_together(monkeypatch):
     monkeypatch.setenv("GATEWAY_ADDRESS_NEW_CONVERSATIONS_PER_MINUTE", "1000")
     monkeypatch.setenv("GATEWAY_CHORE_ATTEMPTS_PER_MINUTE", "10")
 
-    async def scenario(client: TestClient, received: list[str], vault: Vault) -> None:
+    async def scenario(client: TestClient, received: list[dict], vault: Vault) -> None:
         statuses = [
             (await send_without_cookie(client, GUESSES[n], f"192.0.2.{n}")).status
             for n in range(15)
         ]
         assert Counter(statuses) == {200: 10, 429: 5}
 
-    with_gateway(scenario)
+    with_fake_rasa(scenario)
 
 
 def test_forwarded_addresses_are_believed_only_from_trusted_proxies():
