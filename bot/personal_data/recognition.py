@@ -53,10 +53,11 @@ EMAIL = re.compile(
 )
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 _WS = r"(?:[ ]*[.,\-/][ ]*|[ ]+)"
-_YEAR_GAP = r"(?:[ ]*[.\-/][ ]*|[ ]+)"  # not a comma: « 2 janvier, 06 12 … » is a day, then a phone
+# Not a comma, and no digits after the year: « 2 janvier, 06 12 … » is a day, then a phone.
+_YEAR_GAP = r"(?:[ ]*[.\-/][ ]*|[ ]+)"
 WRITTEN_DATE = re.compile(
     rf"(?<![a-z0-9])(?P<day>\d{{1,2}})(?:er)?{_WS}(?P<month>{_MONTH})\.?{_YEAR_GAP}"
-    rf"(?P<year>\d{{4}}|\d{{2}}(?!{SEP}\d))(?![0-9])"
+    rf"(?P<year>[12]\d{{3}}|\d{{2}})(?![0-9])(?!{SEP}\d)"
 )
 DAY_AND_MONTH = re.compile(rf"(?<![a-z0-9])(?P<day>\d{{1,2}})(?:er)?{_WS}(?P<month>{_MONTH})\b")
 DATE_YEAR = re.compile(r"^[12]\d{3}$")
@@ -217,11 +218,11 @@ def _read_number_run(match: re.Match[str]) -> list[tuple[str, int, int, str]]:
         separator = match[0][last : group.start()].strip(" +")
         groups.append(_Group(group[0], base + group.start(), base + group.end(), separator))
         last = group.end()
-    international = match[0].startswith("+") or groups[0].digits.startswith("00")
+    plus = match[0].startswith("+")
     out: list[tuple[str, int, int, str]] = []
     i = 0
     while i < len(groups):
-        item = _item_at(groups, i, international and i == 0)
+        item = _item_at(groups, i, plus and i == 0)
         if item is not None:
             kind, j, value = item
             while kind == "phone" and j < len(groups) and groups[j].separator != ",":
@@ -245,15 +246,15 @@ def _read_number_run(match: re.Match[str]) -> list[tuple[str, int, int, str]]:
     return out
 
 
-def _item_at(groups: list[_Group], i: int, international: bool) -> tuple[str, int, str] | None:
+def _item_at(groups: list[_Group], i: int, plus: bool) -> tuple[str, int, str] | None:
     """(kind, index after the item, value) of the phone or date starting at group `i`."""
-    if international:
+    if plus or groups[i].digits.startswith("00"):
         return _international_phone(groups, i)
     return _phone_in_pairs(groups, i) or _numeric_date(groups, i) or _national_phone(groups, i)
 
 
-def _international_phone(groups: list[_Group], i: int) -> tuple[str, int, str]:
-    """The longest valid number after `+` or `00`, else every digit up to 15."""
+def _international_phone(groups: list[_Group], i: int) -> tuple[str, int, str] | None:
+    """The longest valid number after `+` or `00`, else every digit up to 15 (8 at least)."""
     digits = [g.digits for g in groups[i:]]
     digits[0] = digits[0].removeprefix("00")
     longest = i + 1
@@ -269,7 +270,8 @@ def _international_phone(groups: list[_Group], i: int) -> tuple[str, int, str]:
             valid = False
         if valid:
             return "phone", j, candidate
-    return "phone", longest, "+" + "".join(digits[: longest - i])
+    candidate = "".join(digits[: longest - i])
+    return ("phone", longest, "+" + candidate) if len(candidate) >= MIN_NUMBER_DIGITS else None
 
 
 def _phone_in_pairs(groups: list[_Group], i: int) -> tuple[str, int, str] | None:
