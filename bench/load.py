@@ -363,7 +363,10 @@ def production_available() -> bool:
 
 
 def make_stack(kind: str, replicas: int, workdir: Path, model: Path):
-    env = {"BOT_NOW": BOT_NOW}
+    from bot.local_stack import TEST_LIMITS
+
+    # Simulated voters all come from 127.0.0.1: the per-address limits are not under test.
+    env = {"BOT_NOW": BOT_NOW, **TEST_LIMITS}
     if kind == "local":
         from bot.local_stack import LocalStack
 

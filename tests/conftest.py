@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,21 +18,31 @@ from bot.local_stack import LocalStack
 from bot.training import ensure_model
 
 KB = REPO_ROOT / "kb" / "faq_fr.md"
-# The local PostgreSQL server (these machines run one; a test that needs it fails without it).
+# The PostgreSQL and Redis servers of the tests: the machine's own by default; scripts/test
+# starts throwaway ones (scripts/servers.sh) and sets these variables when none answers.
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+def redis_url(database: int) -> str:
+    """The tests' Redis server, database number `database`."""
+    url = urlsplit(REDIS_TEST_URL)
+    return url._replace(path=f"/{database}").geturl()
 
 
 @contextmanager
-def throwaway_postgres(prefix: str) -> Iterator[str]:
-    """The URL of a new database on the local PostgreSQL server, dropped afterwards."""
+def throwaway_postgres(prefix: str, admin_url: str | None = None) -> Iterator[str]:
+    """The URL of a new database on the tests' PostgreSQL server (or the one of `admin_url`),
+    dropped afterwards."""
+    admin_url = admin_url or POSTGRES_ADMIN_URL
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", future=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
@@ -68,6 +79,67 @@ def live_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield bot.start()
     finally:
         bot.stop()
+
+
+# A project small enough to train in seconds, for tests of the plumbing around a model (the
+# training cache, progress lines), never of what the assistant understands.
+TINY_CONFIG = """\
+recipe: default.v1
+language: fr
+assistant_id: tiny
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: CountVectorsFeaturizer
+  - name: DIETClassifier
+    epochs: 5
+    number_of_transformer_layers: 0
+    entity_recognition: false
+policies:
+  - name: RulePolicy
+"""
+TINY_DOMAIN = """\
+version: "3.1"
+intents: [bonjour, au_revoir]
+responses:
+  utter_bonjour:
+    - text: "Bonjour !"
+  utter_au_revoir:
+    - text: "Au revoir !"
+"""
+TINY_DATA = """\
+version: "3.1"
+nlu:
+  - intent: bonjour
+    examples: |
+      - bonjour
+      - salut
+      - coucou
+  - intent: au_revoir
+    examples: |
+      - au revoir
+      - à plus
+      - bonne journée
+rules:
+  - rule: bonjour
+    steps:
+      - intent: bonjour
+      - action: utter_bonjour
+  - rule: au revoir
+    steps:
+      - intent: au_revoir
+      - action: utter_au_revoir
+"""
+
+
+@pytest.fixture()
+def tiny_project(tmp_path: Path) -> Path:
+    """A Rasa project of two intents (about 15 s to train on 2 cores), in a temporary folder."""
+    root = tmp_path / "tiny"
+    (root / "data").mkdir(parents=True)
+    (root / "config.yml").write_text(TINY_CONFIG)
+    (root / "domain.yml").write_text(TINY_DOMAIN)
+    (root / "data" / "tiny.yml").write_text(TINY_DATA)
+    return root
 
 
 def texts(messages: list[dict]) -> str:

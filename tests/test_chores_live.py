@@ -7,14 +7,19 @@ voter-ID window. Voters come from the demo registry shipped with the portal.
 from __future__ import annotations
 
 import csv
+import random
 import re
-from datetime import datetime
+import sqlite3
+import subprocess
+import sys
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from bot.config import REPO_ROOT
 from tests.conftest import buttons, texts
+from tests.test_privacy import GIVES_A_PASSWORD, Typed, birth_date, email, numen, phone, sentence
 
 REGISTRY = REPO_ROOT / "bot" / "portal" / "demo_voters.csv"
 
@@ -171,13 +176,85 @@ def test_no_personal_value_lands_in_a_database_or_a_log(live_bot):
         person["numen"], person["numen"].lower(), phone, phone.replace(" ", ""), "+33671829304",
         person["date_naissance"], born.strftime("%Y-%m-%d"), born.strftime("%d%m%Y"),
     }  # fmt: skip
-    files = [live_bot.workdir / "tracker.db", live_bot.workdir / "bot.db", *live_bot.logs.glob("*")]
-    files += [Path(str(f) + suffix) for f in files[:2] for suffix in ("-wal", "-journal")]
-    haystack = b"".join(f.read_bytes() for f in files if f.exists())
+    haystack = b"".join(f.read_bytes() for f in stores_of(live_bot))
     assert (live_bot.workdir / "tracker.db").exists()
     assert b"NUMEN_MASQUE" in haystack  # the conversation is stored, redacted
     found = [n for n in needles if n.encode() in haystack]
     assert found == []
+
+
+def stores_of(bot, *extra: Path) -> list[Path]:
+    """Every file the assistant writes (the portal's own database excepted: it is the ministry's
+    registry): Rasa's tracker store, our database (support tables, vault), logs, and `extra`."""
+    files = [bot.workdir / "tracker.db", bot.workdir / "bot.db", *bot.logs.glob("*")]
+    files += [Path(str(f) + suffix) for f in files[:2] for suffix in ("-wal", "-journal")]
+    return [f for f in [*files, *extra] if f.is_file()]
+
+
+def rows_holding(database: Path, needles: set[str]) -> list[str]:
+    """`table: needle` for each row of each table of a SQLite file holding one of `needles`."""
+    hits = []
+    with sqlite3.connect(database) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                text = " ".join(str(v) for v in row)
+                hits += [f"{table}: {n}" for n in needles if n in text]
+    return hits
+
+
+def test_values_typed_in_any_spelling_reach_no_store(live_bot, tmp_path):
+    """Issue #14: generated values in the new spellings, typed through the gateway, then every
+    store searched for them in several spellings (and the insights export): zero hits."""
+    rng = random.Random(14)
+    people = [(numen(rng), phone(rng), birth_date(rng)) for _ in range(4)]
+    registry = tmp_path / "voters.csv"
+    with registry.open("w", encoding="utf-8", newline="") as out:
+        rows = csv.writer(out)
+        rows.writerow(
+            ["numen", "nom", "prenom", "date_naissance", "email", "academie", "categorie"]
+        )
+        for index, (who, _, born) in enumerate(people):
+            day = date.fromisoformat(born.expected).strftime("%d/%m/%Y")
+            mail = f"voter.essai{index}@ac-lyon.fr"
+            rows.writerow([who.expected, "Essai", "Voter", day, mail, "Lyon", "PE et instituteur"])
+    subprocess.run(
+        [sys.executable, "-m", "bot.portal", "import-csv", str(registry)],
+        cwd=REPO_ROOT, env=live_bot.env, check=True, capture_output=True,
+    )  # fmt: skip
+    typed: list[Typed] = []
+    for index, values in enumerate(people):
+        who = f"spelled-{index}"
+        assert "uniquement par SMS" in texts(live_bot.chat("j'ai perdu mon identifiant", who))
+        messages = (
+            [sentence(rng, list(values))] if index % 2 else [sentence(rng, [v]) for v in values]
+        )
+        for message in messages:
+            summary = texts(live_bot.chat(message, who))
+        assert "J'envoie la demande" in summary, (messages, summary)
+        assert "SMS avec votre nouvel identifiant" in texts(live_bot.chat("oui", who))
+        typed += values
+    for index in range(3):
+        who = f"spelled-mail-{index}"
+        address = email(rng)
+        texts(live_bot.chat("mot de passe électeur oublié", who))
+        assert "lien" in texts(live_bot.chat(sentence(rng, [address]), who))
+        typed.append(address)
+    for message in GIVES_A_PASSWORD[:8]:
+        assert "Ne communiquez jamais" in texts(live_bot.chat(message, "spelled-password"))
+    insights = tmp_path / "insights"
+    subprocess.run(
+        [sys.executable, "-m", "bot.support.insights", "--out", str(insights),
+         "--now", datetime.now(timezone.utc).isoformat()],
+        cwd=REPO_ROOT, env=live_bot.env, check=True, capture_output=True,
+    )  # fmt: skip
+    needles = {n for t in typed for n in t.needles()} | {"soleil2018", "hirondelle", "bidule42"}
+    haystack = b"".join(f.read_bytes() for f in stores_of(live_bot, *insights.rglob("*")))
+    assert b"TELEPHONE_MASQUE" in haystack and b"NUMEN_MASQUE" in haystack
+    assert b"adresse_masquee@" in haystack
+    assert [n for n in needles if n.encode() in haystack] == []
+    for database in ("bot.db", "tracker.db"):
+        assert rows_holding(live_bot.workdir / database, needles) == []
 
 
 @pytest.mark.parametrize(

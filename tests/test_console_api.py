@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -389,23 +390,59 @@ def test_wrong_unknown_or_disabled_logins_get_one_answer_and_are_audited_without
     on_console(scenario)
 
 
-def test_repeated_failed_logins_are_throttled_per_login_and_per_address():
+def test_repeated_failed_logins_are_throttled_per_login_and_address_never_for_everyone():
     async def scenario(bench: Bench) -> None:
         for _ in range(5):
             assert (await bench.browser().login("alice", "mauvais mot de passe")).status == 401
-        blocked = await bench.browser().login("alice")  # even the right password now
+        blocked = await bench.browser().login("alice")  # even the right password, from there
         assert blocked.status == 429
         assert "Trop de tentatives" in await error_of(blocked)
         assert (await bench.browser().login("bruno")).status == 200  # another account: fine
+        # Alice at her own desk (another address, through the trusted local proxy): the
+        # wrong passwords typed elsewhere do not lock her out.
+        elsewhere = {"X-Forwarded-For": "198.51.100.20"}
+        assert (await bench.browser().login("alice", headers=elsewhere)).status == 200
 
     on_console(scenario)
 
     throttle = LoginThrottle(per_login=5, per_address=3, window_seconds=60)
     for login in ("a", "b", "c"):
-        throttle.failed(login, "10.0.0.1", now=0)
-    assert throttle.retry_after("d", "10.0.0.1", now=1) == 59  # one address, many logins
-    assert throttle.retry_after("d", "10.0.0.2", now=1) == 0
-    assert throttle.retry_after("d", "10.0.0.1", now=61) == 0  # the window has passed
+        assert throttle.attempt(login, "10.0.0.1", now=0) == 0
+    assert throttle.attempt("d", "10.0.0.1", now=1) == 59  # one address, many logins
+    assert throttle.attempt("d", "10.0.0.2", now=1) == 0
+    assert throttle.attempt("d", "10.0.0.1", now=61) == 0  # the window has passed
+
+
+CONCURRENT_LOGINS = 20
+
+
+def test_concurrent_wrong_logins_check_no_more_passwords_than_the_limit(monkeypatch):
+    """Attempts are counted before the password is checked: twenty wrong logins at once for
+    one account from one address get at most five scrypt checks, the others a 429."""
+    checks: list[str] = []
+    authenticate = Accounts.authenticate
+
+    def counted(self: Accounts, login: str, password: str):
+        checks.append(login)
+        time.sleep(0.3)  # a loaded server: every attempt arrives while the first are checked
+        return authenticate(self, login, password)
+
+    monkeypatch.setattr(Accounts, "authenticate", counted)
+
+    async def scenario(bench: Bench) -> None:
+        browsers = [bench.browser() for _ in range(CONCURRENT_LOGINS)]
+        # Connected beforehand: the client's address resolution would otherwise wait for the
+        # thread pool the checks occupy, and the attempts would arrive one after the other.
+        for browser in browsers:
+            assert (await browser.get("/console/api/me")).status == 401
+        replies = await asyncio.gather(
+            *(browser.login("alice", f"mauvais {n}") for n, browser in enumerate(browsers))
+        )
+        statuses = sorted(reply.status for reply in replies)
+        assert statuses == [401] * 5 + [429] * (CONCURRENT_LOGINS - 5)
+
+    on_console(scenario)
+    assert len(checks) == 5
 
 
 # ---------------------------------------------------------------------- the desk
@@ -438,6 +475,9 @@ def test_an_agent_takes_a_waiting_web_conversation_replies_and_hands_it_back():
         assert notice["role"] == "system" and wrote["role"] == "user"
         assert wrote["intent"] is None  # not seen by the assistant: it is paused
         assert opened["last"] == wrote["id"]
+        # The console's poll for newer turns is a read of the conversation too: audited.
+        polled = await alice.get(f"/console/api/conversations/{conversation}?after={wrote['id']}")
+        assert (await polled.json())["turns"] == []
 
         taken = await alice.post(f"/console/api/handoffs/{handoff}/take")
         assert taken.status == 200
@@ -489,7 +529,8 @@ def test_an_agent_takes_a_waiting_web_conversation_replies_and_hands_it_back():
         ]
         assert trail == [
             ("login", None, None),
-            ("read", conversation, None),
+            ("read", conversation, json.dumps({"after": 0})),
+            ("read", conversation, json.dumps({"after": wrote["id"]})),
             ("take", conversation, json.dumps({"handoff": handoff})),
             ("reply", conversation, json.dumps({"chars": len(answer)})),
             ("release", conversation, json.dumps({"handoff": handoff})),

@@ -36,6 +36,7 @@ from bot.gateway import console
 from bot.gateway.app import MAX_BODY_BYTES, create_app
 from bot.gateway.keys import DESK
 from bot.knowledge import Knowledge, load_kb, make_engine
+from bot.local_stack import TEST_LIMITS
 from bot.personal_data.vault import Vault
 from bot.support import models
 from bot.support.accounts import Accounts, LoginThrottle
@@ -226,8 +227,8 @@ class Edge:
 @pytest.fixture()
 def edge(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[Edge]:
     # The fuzz is one client sending hundreds of messages: the rate limit is not under test.
-    monkeypatch.setenv("GATEWAY_RATE_PER_MINUTE", "100000")
-    monkeypatch.setenv("GATEWAY_RATE_BURST", "100000")
+    for name, value in TEST_LIMITS.items():
+        monkeypatch.setenv(name, value)
     loop = asyncio.new_event_loop()
     stack = AsyncExitStack()
     with tempfile.TemporaryDirectory() as folder:

@@ -6,6 +6,7 @@ import asyncio
 import re
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 from aiohttp import web
@@ -269,3 +270,123 @@ def test_the_gateway_command_serves_the_channels_only_when_configured(live_bot):
     finally:
         gateway.terminate()
         gateway.wait(timeout=20)
+
+
+# --- Shared computers: cookies the gateway issued only, clearing, no cache, idle sessions.
+
+
+def with_fake_rasa(scenario: Callable[[TestClient, list[dict], Vault], Awaitable[None]]) -> None:
+    """The gateway in front of a fake Rasa that echoes each message and records the calls."""
+    received: list[dict] = []
+
+    async def fake_rasa(request: web.Request) -> web.Response:
+        body = await request.json()
+        received.append(body)
+        return web.json_response({"messages": [{"text": f"Bien reçu : {body['message']}"}]})
+
+    async def main() -> None:
+        rasa = web.Application()
+        rasa.router.add_post("/webhooks/gateway/webhook", fake_rasa)
+        with tempfile.TemporaryDirectory() as folder:
+            vault = Vault(make_engine(f"sqlite:///{folder}/bot.db"), Fernet.generate_key())
+            async with TestServer(rasa) as server:
+                app = create_app(str(server.make_url("")), vault=vault)
+                async with TestClient(TestServer(app)) as client:
+                    await scenario(client, received, vault)
+
+    asyncio.run(main())
+
+
+def _cookie(client: TestClient) -> str:
+    return client.session.cookie_jar.filter_cookies(client.make_url("/"))["sid"].value
+
+
+async def _history_with(client: TestClient, cookie: str) -> tuple[list[dict], str | None]:
+    client.session.cookie_jar.clear()
+    reply = await client.get("/api/history", headers={"Cookie": f"sid={cookie}"})
+    new = reply.cookies.get("sid")
+    return (await reply.json())["messages"], new.value if new else None
+
+
+def test_a_forged_or_unknown_session_cookie_gets_a_fresh_conversation_never_another():
+    async def scenario(client: TestClient, received: list[dict], vault: Vault) -> None:
+        await client.post("/api/chat", json={"message": "webmail Lille"})
+        issued = _cookie(client)
+        shown, renewed = await _history_with(client, issued)
+        assert [m["text"] for m in shown][:1] == ["webmail Lille"] and renewed is None
+        random_part, signature = issued.split(".")
+        flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+        forged = [
+            f"{random_part}.{flipped}",  # a signature the gateway did not make
+            random_part,  # the old format: 43 random characters, unsigned
+            f"{random_part}.",
+            "x" * 43,
+        ]
+        for cookie in forged:
+            shown, renewed = await _history_with(client, cookie)
+            assert shown == [] and renewed and renewed != cookie, cookie
+        # A forged cookie's message goes into a new conversation, not the signed one's.
+        client.session.cookie_jar.clear()
+        await client.post(
+            "/api/chat", json={"message": "bonjour"}, headers={"Cookie": f"sid={forged[0]}"}
+        )
+        assert received[-1]["sender"] not in (sender_id(issued), sender_id(forged[0]))
+
+    with_fake_rasa(scenario)
+
+
+def test_the_history_is_never_cached():
+    async def scenario(client: TestClient, received: list[dict], vault: Vault) -> None:
+        for reply in (
+            await client.get("/api/history"),
+            await client.post("/api/chat", json={"message": "bonjour"}),
+            await client.get("/api/history?after=0"),
+        ):
+            assert reply.headers["Cache-Control"] == "no-store"
+
+    with_fake_rasa(scenario)
+
+
+def test_clearing_the_conversation_ends_it_forgets_its_values_and_its_cookie():
+    async def scenario(client: TestClient, received: list[dict], vault: Vault) -> None:
+        await client.post("/api/chat", json={"message": "mon NUMEN est 01E9501234ABC"})
+        cookie = _cookie(client)
+        sender = sender_id(cookie)
+        assert vault.get(sender, "numen") == "01E9501234ABC"
+        cleared = await client.post("/api/forget")
+        assert cleared.status == 200 and cleared.headers["Cache-Control"] == "no-store"
+        assert 'sid=""' in cleared.headers["Set-Cookie"]
+        assert "Max-Age=0" in cleared.headers["Set-Cookie"]
+        assert vault.get(sender, "numen") is None
+        assert received[-1] == {"sender": sender, "message": "/session_start"}  # Rasa: new session
+        # The browser's copy is gone; a copy kept elsewhere is refused: a new conversation.
+        assert "sid" not in client.session.cookie_jar.filter_cookies(client.make_url("/"))
+        shown, renewed = await _history_with(client, cookie)
+        assert shown == [] and renewed and renewed != cookie
+        # Clearing without a conversation is harmless.
+        client.session.cookie_jar.clear()
+        assert (await client.post("/api/forget")).status == 200
+
+    with_fake_rasa(scenario)
+
+
+def test_a_conversation_idle_longer_than_the_session_expiry_is_not_shown_again():
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from bot.config import session_expiration_minutes
+    from bot.support import models
+
+    async def scenario(client: TestClient, received: list[dict], vault: Vault) -> None:
+        await client.post("/api/chat", json={"message": "webmail Lille"})
+        idle = timedelta(minutes=session_expiration_minutes() + 1)
+        with Session(vault.engine, future=True) as session, session.begin():
+            for turn in session.scalars(select(models.Turn)):
+                turn.at -= idle  # as if the voter had left the computer that long ago
+        assert (await (await client.get("/api/history")).json())["messages"] == []
+        # Back after the pause: only the new session is shown.
+        await client.post("/api/chat", json={"message": "webmail Nantes"})
+        shown = (await (await client.get("/api/history")).json())["messages"]
+        assert [m["text"] for m in shown] == ["webmail Nantes", "Bien reçu : webmail Nantes"]
+
+    with_fake_rasa(scenario)

@@ -414,6 +414,7 @@ def test_a_database_made_before_migrations_is_adopted_not_recreated(postgres_dat
 
 @pytest.mark.live
 def test_no_message_is_lost_or_duplicated_across_two_replicas(tmp_path, postgres_database):
+    from bot.local_stack import TEST_LIMITS
     from bot.training import ensure_model
 
     base = postgres_database.rsplit("/", 1)[0]
@@ -429,8 +430,7 @@ def test_no_message_is_lost_or_duplicated_across_two_replicas(tmp_path, postgres
             "TRACKER_DATABASE_URL": tracker_url,
             "PORTAL_DATABASE_URL": portal_url,
             "REDIS_URL": "redis://127.0.0.1:6379/5",
-            "GATEWAY_RATE_PER_MINUTE": "60000",
-            "GATEWAY_RATE_BURST": "10000",
+            **TEST_LIMITS,
             # 20 turns of one conversation queue up at once here: the 20th waits for 19 others.
             "LOCK_ACQUIRE_TIMEOUT_SECONDS": "60",
         },

@@ -6,22 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
 from bot.config import REPO_ROOT
 from bot.gateway.app import create_app
-from bot.gateway.security import INTERNAL_ERROR
+from bot.gateway.security import INTERNAL_ERROR, UNREADABLE_CHARSET
 from bot.knowledge.store import make_engine
-from bot.local_stack import LocalStack, free_port
+from bot.local_stack import LocalStack, free_port, wait_for
 from bot.personal_data.vault import Vault
 
 EVERY_KIND_OF_RESPONSE = [
@@ -102,6 +105,62 @@ def test_an_unexpected_error_is_a_french_json_500_logged_without_what_the_user_s
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "unexpected KeyError on POST /test/broken" in logged
     assert "01E9501234ABC" not in logged and "NUMEN" not in logged
+
+
+@pytest.mark.parametrize("charset", ["klingon", "rot13", "utf-8\\x00"])
+def test_a_body_in_an_unknown_charset_is_a_french_400_not_a_500(charset):
+    async def scenario(client: TestClient) -> None:
+        for path in ("/api/chat", "/console/api/login", "/test/broken"):
+            reply = await client.post(
+                path,
+                data='{"message": "bonjour"}',
+                headers={"Content-Type": f"application/json; charset={charset}"},
+            )
+            assert reply.status == 400, path
+            assert (await reply.json())["error"] == UNREADABLE_CHARSET
+        assert UNREADABLE_CHARSET.startswith("Requête illisible")
+
+    on_gateway(scenario)
+
+
+def test_the_action_server_answers_only_with_the_shared_token(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "ACTION_PORT": str(port),
+        "ACTION_SERVER_TOKEN": "le-jeton-de-rasa",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot.actions"], cwd=REPO_ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/health", server, timeout=120)
+        call = {"next_action": "action_help", "sender_id": "x", "tracker": {}, "domain": {}}
+        for token in (None, "", "mauvais-jeton"):
+            params = {} if token is None else {"token": token}
+            assert requests.get(f"{url}/actions", params=params, timeout=10).status_code == 401
+            refused = requests.post(f"{url}/webhook", params=params, json=call, timeout=10)
+            assert refused.status_code == 401
+        listed = requests.get(f"{url}/actions", params={"token": "le-jeton-de-rasa"}, timeout=10)
+        assert listed.status_code == 200 and {"name": "action_help"} in listed.json()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    without = subprocess.run(
+        [sys.executable, "-m", "bot.actions"], cwd=REPO_ROOT,
+        env={**env, "ACTION_SERVER_TOKEN": ""}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert without.returncode != 0 and "ACTION_SERVER_TOKEN" in without.stderr
+
+
+def test_rasa_serves_no_unauthenticated_channel():
+    channels = yaml.safe_load((REPO_ROOT / "credentials.yml").read_text())
+    assert list(channels) == ["bot.channels.rasa_gateway.GatewayInput"]  # no `rest:`
+    endpoints = yaml.safe_load((REPO_ROOT / "endpoints.yml").read_text())
+    assert endpoints["action_endpoint"]["token"] == "${ACTION_SERVER_TOKEN}"
 
 
 # ---------------------------------------------------------------------- the running assistant

@@ -155,3 +155,12 @@ def test_a_malformed_city_row_is_refused_in_french():
     )
     with pytest.raises(KbFormatError, match="Villes"):
         parse_cities(table)
+
+
+def test_ordinary_words_close_to_a_job_name_are_not_one(matcher):
+    assert matcher.find("j'insiste, je contacte qui ?") == []
+    assert matcher.first("je suis instite", "categorie") == "PE et instituteur"
+
+
+def test_a_departement_number_before_mais(matcher):
+    assert matcher.first("je suis dans le 33 mais je ne trouve rien", "academie") == "Bordeaux"

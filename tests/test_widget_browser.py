@@ -20,11 +20,14 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 
 from bot.config import REPO_ROOT
-from bot.gateway.app import BAD_REQUEST
+from bot.gateway.app import BAD_REQUEST, sender_id
 from bot.gateway.relay import TOO_FAST, TOO_LONG, UNAVAILABLE
+from bot.knowledge.store import make_engine
 from bot.local_stack import LocalStack, free_port, wait_for
+from bot.personal_data.vault import Vault
 
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
 SPEC = BROWSER_DIR / "widget.spec.mjs"
@@ -220,6 +223,42 @@ def test_the_widget_works_with_the_keyboard_alone(live_bot, browser):
     assert seen["reopened"]["panelVisible"]
     assert seen["reopened"]["focus"]["className"] == "ae-input"
     assert_nothing_ran(seen["seen"])
+
+
+def test_on_a_shared_computer_the_voter_clears_the_conversation_with_the_keyboard(
+    live_bot, browser
+):
+    seen = run_scenario("clear", live_bot.gateway_url)
+    assert seen["before"]["user"] == ["webmail Lyon", "mon NUMEN est 01E9501234ABC"]
+    cookie = seen["cookie"]
+    sender = sender_id(cookie)
+    assert seen["clearFocus"]["name"] == "Effacer la conversation"
+    assert seen["clearFocus"]["outline"].startswith("solid")  # visible focus
+    # The question comes with the harmless choice focused; Escape closes only the question.
+    assert seen["asked"]["focus"]["name"] == "Annuler" and seen["asked"]["expanded"] == "true"
+    escaped = seen["escaped"]
+    assert not escaped["questionVisible"] and escaped["panelVisible"]
+    assert escaped["focus"]["name"] == "Effacer la conversation"
+    assert escaped["log"]["user"] == seen["before"]["user"]  # nothing cleared
+    assert seen["yesFocus"]["name"] == "Oui, effacer"
+    after = seen["after"]
+    assert after["log"]["user"] == [] and "webmail.ac-lyon.fr" not in after["log"]["text"]
+    assert after["log"]["notices"][-1].startswith("Conversation effacée")
+    assert after["focus"]["className"] == "ae-input" and not after["questionVisible"]
+    assert seen["cookieAfter"] is None  # deleted by the gateway (HttpOnly: the page cannot)
+    assert seen["afterReload"]["user"] == [] and len(seen["afterReload"]["bot"]) == 1  # welcome
+    for state, report in seen["axe"].items():
+        assert_accessible(report, state)
+    assert_nothing_ran(seen["seen"])
+    # On the server: the values typed are forgotten, the old cookie opens nothing.
+    env = live_bot.env
+    vault = Vault(make_engine(env["BOT_DATABASE_URL"]), env["BOT_VAULT_KEY"].encode())
+    assert vault.get(sender, "numen") is None
+    replay = requests.get(
+        f"{live_bot.gateway_url}/api/history", headers={"Cookie": f"sid={cookie}"}, timeout=10
+    )
+    assert replay.json()["messages"] == [] and replay.cookies.get("sid") not in (None, cookie)
+    assert replay.headers["Cache-Control"] == "no-store"
 
 
 class HostSite:

@@ -18,6 +18,8 @@ EMAIL = re.compile(r"[\w.+-]*@?\b(ac-[a-z-]+)\.fr\b", re.IGNORECASE)
 AC_PREFIX = re.compile(r"(?<![a-z0-9])ac $")
 FUZZY_MIN_LENGTH = 6
 FUZZY_CUTOFF = 0.84
+# Job names sit closer to ordinary words (« insiste » / « instite », « contacte »): stricter.
+FUZZY_CUTOFF_CATEGORY = 0.9
 
 
 def fold(text: str) -> str:
@@ -125,7 +127,10 @@ class EntityMatcher:
                 continue
             close = difflib.get_close_matches(word.group(), self._fuzzy, n=1, cutoff=FUZZY_CUTOFF)
             if close:
-                claim(word.start(), word.end(), *self._fuzzy[close[0]])
+                entity, value = self._fuzzy[close[0]]
+                ratio = difflib.SequenceMatcher(None, word.group(), close[0]).ratio()
+                if entity != "categorie" or ratio >= FUZZY_CUTOFF_CATEGORY:
+                    claim(word.start(), word.end(), entity, value)
         return sorted(found, key=lambda m: m.start)
 
     def first(self, text: str, entity: str) -> str | None:
@@ -194,7 +199,7 @@ NUMBER_CONTEXT = (
 )
 # ...unless what follows makes it a date, a time, a quantity or a class level.
 NOT_A_DEPARTEMENT = (
-    r"(?:[0-9]|er\b|janv|fev|mars|avr|mai|juin|juil|aout|sept|oct|nov|dec|h\b|heures?\b|min"
+    r"(?:[0-9]|er\b|janv|fev|mars|avr|mai\b|juin|juil|aout|sept|oct|nov|dec|h\b|heures?\b|min"
     r"|ans\b|euros?\b|eleves|enfants|jours|fois|caracteres|mois|semaines|minutes|secondes"
     r"|personnes|collegues|classes|ecoles|sms|messages|mails|tentatives|%)"
 )

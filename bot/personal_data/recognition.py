@@ -30,9 +30,13 @@ APOSTROPHES = "’‘ʼ`´′‛"
 SEP = r"(?:[ ]*[.,\-/_()][ ]*|[ ]+)"
 NUMBER_RUN = re.compile(rf"(?<![a-z0-9])(?:\+[ ]*)?\d+(?:{SEP}\d+)*")
 DIGIT_GROUP = re.compile(r"\d+")
-# A NUMEN (2 digits, a letter, 7 digits, 3 letters), even with a character too many or too few,
-# and separators anywhere.
+# A NUMEN (2 digits, a letter, 7 digits, 3 letters) with separators anywhere; then anything
+# shaped like one with a character too many or too few.
 _S = rf"{SEP}?"
+NUMEN_STRICT = re.compile(
+    rf"(?<![a-z0-9@])\d{_S}\d{_S}[a-z]{_S}(?:\d{_S}){{6}}\d{_S}[a-z](?:{_S}[a-z]){{2}}"
+    r"(?![a-z0-9@])"
+)
 NUMEN_LIKE = re.compile(
     rf"(?<![a-z0-9@])\d{_S}\d?{_S}[a-z]{_S}(?:\d{_S}){{5,7}}\d{_S}[a-z](?:{_S}[a-z]){{1,3}}"
     r"(?![a-z0-9@])"
@@ -49,9 +53,11 @@ EMAIL = re.compile(
 )
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 _WS = r"(?:[ ]*[.,\-/][ ]*|[ ]+)"
+# Not a comma, and no digits after the year: « 2 janvier, 06 12 … » is a day, then a phone.
+_YEAR_GAP = r"(?:[ ]*[.\-/][ ]*|[ ]+)"
 WRITTEN_DATE = re.compile(
-    rf"(?<![a-z0-9])(?P<day>\d{{1,2}})(?:er)?{_WS}(?P<month>{_MONTH})\.?{_WS}"
-    r"(?P<year>\d{4}|\d{2})(?![0-9])"
+    rf"(?<![a-z0-9])(?P<day>\d{{1,2}})(?:er)?{_WS}(?P<month>{_MONTH})\.?{_YEAR_GAP}"
+    rf"(?P<year>[12]\d{{3}}|\d{{2}})(?![0-9])(?!{SEP}\d)"
 )
 DAY_AND_MONTH = re.compile(rf"(?<![a-z0-9])(?P<day>\d{{1,2}})(?:er)?{_WS}(?P<month>{_MONTH})\b")
 DATE_YEAR = re.compile(r"^[12]\d{3}$")
@@ -151,8 +157,9 @@ def find(text: str) -> list[Found]:
         local = re.sub(r"[ ]+point[ ]+", ".", match["local"])
         domain = re.sub(r"[ ]*(?:\.|[ ]point[ ])[ ]*", ".", match["domain"])
         claim("email", [match.span()], f"{local}@{domain}")
-    for match in scan(NUMEN_LIKE):
-        claim("numen", [match.span()], re.sub(r"[^a-z0-9]", "", match[0]).upper())
+    for pattern in (NUMEN_STRICT, NUMEN_LIKE):
+        for match in scan(pattern):
+            claim("numen", [match.span()], re.sub(r"[^a-z0-9]", "", match[0]).upper())
     for match in scan(ALNUM_TOKEN):
         token = match[0]
         digits = sum(c.isdigit() for c in token)
@@ -168,11 +175,14 @@ def find(text: str) -> list[Found]:
             else:
                 claim(kind, [(start, end)], value)
     if years:  # « né en 1980 le 12 mars »: a day and month, the year elsewhere
-        day_month = scan(DAY_AND_MONTH)
-        if day_month:
-            match, (start, end, year) = day_month[0], years[0]
-            value = _date_value(match["day"], match["month"], year)
-            claim("date", [(start, end), match.span()], value)
+        for index, match in enumerate(scan(DAY_AND_MONTH)):
+            if index < len(years):
+                start, end, year = years[index]
+                spans = [(start, end), match.span()]
+            else:  # more days than years: the nearest year, already masked
+                year = min(years, key=lambda y: abs(y[0] - match.start()))[2]
+                spans = [match.span()]
+            claim("date", spans, _date_value(match["day"], match["month"], year))
     result = [
         Found(kind, tuple(norm.source_span(s, e) for s, e in sorted(spans)), value, loose)
         for kind, spans, value, loose in found
@@ -208,11 +218,11 @@ def _read_number_run(match: re.Match[str]) -> list[tuple[str, int, int, str]]:
         separator = match[0][last : group.start()].strip(" +")
         groups.append(_Group(group[0], base + group.start(), base + group.end(), separator))
         last = group.end()
-    international = match[0].startswith("+") or groups[0].digits.startswith("00")
+    plus = match[0].startswith("+")
     out: list[tuple[str, int, int, str]] = []
     i = 0
     while i < len(groups):
-        item = _item_at(groups, i, international and i == 0)
+        item = _item_at(groups, i, plus and i == 0)
         if item is not None:
             kind, j, value = item
             while kind == "phone" and j < len(groups) and groups[j].separator != ",":
@@ -236,15 +246,15 @@ def _read_number_run(match: re.Match[str]) -> list[tuple[str, int, int, str]]:
     return out
 
 
-def _item_at(groups: list[_Group], i: int, international: bool) -> tuple[str, int, str] | None:
+def _item_at(groups: list[_Group], i: int, plus: bool) -> tuple[str, int, str] | None:
     """(kind, index after the item, value) of the phone or date starting at group `i`."""
-    if international:
+    if plus or groups[i].digits.startswith("00"):
         return _international_phone(groups, i)
     return _phone_in_pairs(groups, i) or _numeric_date(groups, i) or _national_phone(groups, i)
 
 
-def _international_phone(groups: list[_Group], i: int) -> tuple[str, int, str]:
-    """The longest valid number after `+` or `00`, else every digit up to 15."""
+def _international_phone(groups: list[_Group], i: int) -> tuple[str, int, str] | None:
+    """The longest valid number after `+` or `00`, else every digit up to 15 (8 at least)."""
     digits = [g.digits for g in groups[i:]]
     digits[0] = digits[0].removeprefix("00")
     longest = i + 1
@@ -260,7 +270,8 @@ def _international_phone(groups: list[_Group], i: int) -> tuple[str, int, str]:
             valid = False
         if valid:
             return "phone", j, candidate
-    return "phone", longest, "+" + "".join(digits[: longest - i])
+    candidate = "".join(digits[: longest - i])
+    return ("phone", longest, "+" + candidate) if len(candidate) >= MIN_NUMBER_DIGITS else None
 
 
 def _phone_in_pairs(groups: list[_Group], i: int) -> tuple[str, int, str] | None:

@@ -254,6 +254,64 @@ const scenarios = {
     return out;
   },
 
+  // A shared computer: the voter clears the conversation with the keyboard, after a NUMEN.
+  async clear(browser) {
+    const out = { axe: {}, screenshots: [] };
+    const { page, seen, context } = await newPage(browser, DESKTOP);
+    const w = widget(page);
+    const clear = page.getByRole("button", { name: "Effacer la conversation" });
+    const question = page.getByRole("alertdialog", { name: "Effacer cette conversation ?" });
+    await page.goto(config.url + "/");
+    await w.launcher.click();
+    await idle(page);
+    await say(page, "webmail Lyon");
+    await say(page, "mon NUMEN est 01E9501234ABC");
+    out.before = await observeLog(page);
+    out.cookie = (await context.cookies()).find((c) => c.name === "sid")?.value ?? null;
+    out.screenshots.push(await shot(page, "clear-before-desktop.png"));
+
+    await clear.focus();
+    out.clearFocus = await focused(page);
+    await page.keyboard.press("Enter");
+    await question.waitFor();
+    out.asked = { focus: await focused(page), expanded: await clear.getAttribute("aria-expanded") };
+    out.axe.confirmDesktop = await axe(page);
+    out.screenshots.push(await shot(page, "clear-confirm-desktop.png"));
+    await page.keyboard.press("Escape"); // first Escape: the question only
+    out.escaped = {
+      questionVisible: await question.isVisible(),
+      panelVisible: await w.panel.isVisible(),
+      focus: await focused(page),
+      log: await observeLog(page),
+    };
+
+    await page.setViewportSize(MOBILE);
+    await page.keyboard.press("Enter");
+    await question.waitFor();
+    out.axe.confirmMobile = await axe(page);
+    out.screenshots.push(await shot(page, "clear-confirm-mobile.png"));
+    await page.keyboard.press("Shift+Tab"); // from « Annuler » to « Oui, effacer »
+    out.yesFocus = await focused(page);
+    await page.keyboard.press("Enter");
+    await idle(page);
+    await w.log.getByText("Conversation effacée").waitFor();
+    out.after = { log: await observeLog(page), focus: await focused(page),
+      questionVisible: await question.isVisible() };
+    out.screenshots.push(await shot(page, "clear-after-mobile.png"));
+    await page.setViewportSize(DESKTOP);
+    out.screenshots.push(await shot(page, "clear-after-desktop.png"));
+    out.cookieAfter = (await context.cookies()).find((c) => c.name === "sid")?.value ?? null;
+
+    await page.reload();
+    await w.panel.waitFor();
+    await idle(page);
+    await page.waitForTimeout(300);
+    out.afterReload = await observeLog(page);
+    out.seen = seen;
+    await context.close();
+    return out;
+  },
+
   // Typed HTML, and a bot answer full of HTML, are text; nothing runs.
   async xss(browser) {
     const { page, seen, context } = await newPage(browser, DESKTOP);

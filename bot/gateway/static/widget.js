@@ -38,6 +38,14 @@
     subtitle: "Assistant automatique des élections professionnelles",
     open: "Assistance élections",
     close: "Fermer l'assistance",
+    clear: "Effacer",
+    clearLabel: "Effacer la conversation",
+    clearQuestion: "Effacer cette conversation ?",
+    clearExplain: "Elle disparaîtra de cet écran et l'assistant oubliera ce que vous avez " +
+      "saisi (NUMEN, date de naissance…). Conseillé sur un ordinateur partagé.",
+    clearYes: "Oui, effacer",
+    clearNo: "Annuler",
+    cleared: "Conversation effacée. Vous pouvez poser une nouvelle question.",
     logLabel: "Conversation avec l'assistant",
     inputLabel: "Votre question",
     send: "Envoyer",
@@ -142,10 +150,33 @@
   const heading = header.appendChild(el("div", "ae-heading"));
   heading.appendChild(el("h2", "ae-title", T.name)).id = "ae-title";
   heading.appendChild(el("p", "ae-subtitle", T.subtitle)).id = "ae-subtitle";
+  const clearBtn = header.appendChild(el("button", "ae-clear"));
+  clearBtn.type = "button";
+  clearBtn.setAttribute("aria-label", T.clearLabel); // le nom contient le texte visible
+  clearBtn.setAttribute("aria-controls", "ae-confirm");
+  clearBtn.setAttribute("aria-expanded", "false");
+  clearBtn.appendChild(icon(["M5 7h14M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3"],
+    "ae-icon ae-icon-stroke"));
+  clearBtn.appendChild(el("span", "ae-clear-text", T.clear));
   const closeBtn = header.appendChild(el("button", "ae-close"));
   closeBtn.type = "button";
   closeBtn.setAttribute("aria-label", T.close);
   closeBtn.appendChild(icon(["M6 6l12 12M18 6L6 18"], "ae-icon ae-icon-stroke"));
+
+  // Confirmation de l'effacement (ordinateur partagé) : une question, deux vrais boutons.
+  const confirmBox = panel.appendChild(el("div", "ae-confirm"));
+  confirmBox.id = "ae-confirm";
+  confirmBox.hidden = true;
+  confirmBox.setAttribute("role", "alertdialog");
+  confirmBox.setAttribute("aria-labelledby", "ae-confirm-title");
+  confirmBox.setAttribute("aria-describedby", "ae-confirm-text");
+  confirmBox.appendChild(el("p", "ae-confirm-title", T.clearQuestion)).id = "ae-confirm-title";
+  confirmBox.appendChild(el("p", "ae-confirm-text", T.clearExplain)).id = "ae-confirm-text";
+  const confirmRow = confirmBox.appendChild(el("div", "ae-confirm-row"));
+  const clearYes = confirmRow.appendChild(el("button", "ae-confirm-yes", T.clearYes));
+  clearYes.type = "button";
+  const clearNo = confirmRow.appendChild(el("button", "ae-confirm-no", T.clearNo));
+  clearNo.type = "button";
 
   const bannerSlot = panel.appendChild(el("div", "ae-banner-slot"));
   const handoffStatus = panel.appendChild(el("p", "ae-handoff"));
@@ -565,6 +596,62 @@
     }
   }
 
+  // ---------------------------------------------------------------- effacer (ordinateur partagé)
+
+  function askToClear() {
+    confirmBox.hidden = false;
+    clearBtn.setAttribute("aria-expanded", "true");
+    clearNo.focus(); // le choix sans conséquence d'abord
+  }
+
+  function cancelClear() {
+    confirmBox.hidden = true;
+    clearBtn.setAttribute("aria-expanded", "false");
+    clearBtn.focus();
+  }
+
+  // La passerelle termine la conversation, oublie les valeurs saisies et le cookie ; la page
+  // oublie ce qu'elle affichait.
+  async function clearConversation() {
+    if (pending) return;
+    setPending(true);
+    let response = null;
+    try {
+      response = await request("api/forget", {
+        method: "POST",
+        credentials: "include",
+        headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: "{}",
+      }, REQUEST_TIMEOUT_MS);
+    } catch (e) { response = null; }
+    const data = response ? await readJson(response) : null;
+    setPending(false);
+    confirmBox.hidden = true;
+    clearBtn.setAttribute("aria-expanded", "false");
+    if (!response) { showOffline(T.offline, false); clearBtn.focus(); return; }
+    if (!response.ok) {
+      addNotice(data && typeof data.error === "string" ? data.error : T.generic);
+      clearBtn.focus();
+      return;
+    }
+    if (pollTimer !== null) { window.clearTimeout(pollTimer); pollTimer = null; }
+    lastTurn = 0;
+    log.replaceChildren();
+    input.value = "";
+    updateCounter();
+    followState({ state: "bot" });
+    addWelcome();
+    addNotice(T.cleared);
+    input.focus();
+  }
+
+  clearBtn.addEventListener("click", function () {
+    if (confirmBox.hidden) askToClear();
+    else cancelClear();
+  });
+  clearNo.addEventListener("click", cancelClear);
+  clearYes.addEventListener("click", clearConversation);
+
   // ---------------------------------------------------------------- ouverture et clavier
 
   function remember(open) {
@@ -605,7 +692,10 @@
   });
   closeBtn.addEventListener("click", closePanel);
   frame.addEventListener("keydown", function (e) {
-    if (e.key === "Escape" && !panel.hidden) {
+    if (e.key === "Escape" && !confirmBox.hidden) {
+      e.preventDefault();
+      cancelClear(); // Échap referme d'abord la question
+    } else if (e.key === "Escape" && !panel.hidden) {
       e.preventDefault();
       closePanel();
     }
