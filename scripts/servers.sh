@@ -107,30 +107,28 @@ _test_servers_dir() {
 
 # Exports TEST_POSTGRES_URL and TEST_REDIS_URL for tests/conftest.py; says which servers.
 ensure_test_servers() {
-  local throwaway="${TEST_SERVERS:-}"
-  if [ -n "${TEST_POSTGRES_URL:-}" ]; then
-    _postgres_answers "$TEST_POSTGRES_URL" ||
-      echo "ATTENTION : TEST_POSTGRES_URL ne répond pas ; les tests PostgreSQL échoueront." >&2
-    echo "PostgreSQL : TEST_POSTGRES_URL" >&2
-  elif [ "$throwaway" != throwaway ] && _postgres_answers "$MACHINE_POSTGRES_URL"; then
-    export TEST_POSTGRES_URL="$MACHINE_POSTGRES_URL"
-    echo "PostgreSQL : celui de la machine (127.0.0.1:5432)" >&2
+  _choose_test_server PostgreSQL TEST_POSTGRES_URL "$MACHINE_POSTGRES_URL" _postgres_answers \
+    throwaway_postgres_start postgres &&
+    _choose_test_server Redis TEST_REDIS_URL "$MACHINE_REDIS_URL" _redis_answers \
+      throwaway_redis_start redis
+}
+
+# Exports VARIABLE: the caller's, else the machine's server when it answers, else a throwaway one.
+_choose_test_server() { # label, VARIABLE, machine's URL, check function, start function, folder
+  local label="$1" variable="$2" machine="$3" answers="$4" start="$5" folder="$6" url address
+  if [ -n "${!variable:-}" ]; then
+    "$answers" "${!variable}" ||
+      echo "ATTENTION : $variable ne répond pas ; les tests qui l'utilisent échoueront." >&2
+    echo "$label : $variable" >&2
+  elif [ "${TEST_SERVERS:-}" != throwaway ] && "$answers" "$machine"; then
+    export "$variable=$machine"
+    address="${machine#*://}" address="${address#*@}"
+    echo "$label : celui de la machine (${address%%/*})" >&2
   else
     _test_servers_dir > /dev/null
-    TEST_POSTGRES_URL="$(throwaway_postgres_start "$TEST_SERVERS_DIR/postgres")" || return 1
-    export TEST_POSTGRES_URL
-    echo "PostgreSQL : jetable, $TEST_POSTGRES_URL (arrêté à la fin)" >&2
-  fi
-  if [ -n "${TEST_REDIS_URL:-}" ]; then
-    echo "Redis : TEST_REDIS_URL" >&2
-  elif [ "$throwaway" != throwaway ] && _redis_answers "$MACHINE_REDIS_URL"; then
-    export TEST_REDIS_URL="$MACHINE_REDIS_URL"
-    echo "Redis : celui de la machine (127.0.0.1:6379)" >&2
-  else
-    _test_servers_dir > /dev/null
-    TEST_REDIS_URL="$(throwaway_redis_start "$TEST_SERVERS_DIR/redis")" || return 1
-    export TEST_REDIS_URL
-    echo "Redis : jetable, $TEST_REDIS_URL (arrêté à la fin)" >&2
+    url="$("$start" "$TEST_SERVERS_DIR/$folder")" || return 1
+    export "$variable=$url"
+    echo "$label : jetable, $url (arrêté à la fin)" >&2
   fi
 }
 
