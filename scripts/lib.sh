@@ -28,19 +28,90 @@ MSG
   return 1
 }
 
-ensure_venv() {
-  local wanted
-  wanted="$(sha256sum requirements.lock | cut -c1-16)"
-  if [ -x "$PY" ] && [ "$(cat "$VENV/.installed" 2>/dev/null)" = "$wanted" ]; then
-    return 0
+venv_is_current() {
+  [ -x "$PY" ] && [ "$(cat "$VENV/.installed" 2>/dev/null)" = "$(sha256sum requirements.lock | cut -c1-16)" ]
+}
+
+# What a first run will take on this machine, from the last measured install and training
+# (bot/training.py); says nothing when the venv and the model are up to date.
+first_run_estimate() {
+  local python="$PY" install=""
+  if ! venv_is_current; then
+    install="--with-install"
+    [ -x "$PY" ] || python="$(find_python310 2>/dev/null)" || return 0
   fi
+  "$python" -m bot.training --estimate $install || true
+}
+
+ensure_venv() {
+  venv_is_current && return 0
   if [ ! -x "$PY" ]; then
     local python
     python="$(find_python310)"
     echo "Création de l'environnement Python ($python -> .venv)…" >&2
     "$python" -m venv "$VENV"
   fi
-  echo "Installation des dépendances (requirements.lock, 2 à 3 minutes la première fois)…" >&2
-  "$PY" -m pip install --quiet --disable-pip-version-check -r requirements.lock >&2
-  echo "$wanted" > "$VENV/.installed"
+  local total started log="$ROOT/var/log/install.log"
+  total="$(grep -cE '^[A-Za-z0-9]' requirements.lock)"
+  mkdir -p "$ROOT/var/log"
+  echo "Installation des dépendances : $total paquets (requirements.lock ; journal : var/log/install.log)…" >&2
+  started=$SECONDS
+  if ! "$PY" -m pip install --disable-pip-version-check --progress-bar off -r requirements.lock 2>&1 |
+    tee "$log" | _install_progress "$total"; then
+    tail -n 15 "$log" >&2
+    echo "ERREUR : l'installation des dépendances a échoué (journal complet : $log)." >&2
+    return 1
+  fi
+  echo "$((SECONDS - started))" > "$ROOT/var/install-seconds"
+  sha256sum requirements.lock | cut -c1-16 > "$VENV/.installed"
+}
+
+# Reads pip's output: a package counted at each « Collecting » or « Processing », then, while
+# pip unpacks the wheels in silence, the packages already in site-packages every 2 seconds.
+# In a terminal one line rewrites itself; otherwise a line every 10 %.
+_install_progress() {
+  local total="$1" line status collected=0 installing=0 baseline=0 done_now
+  local site="$VENV/lib/python3.10/site-packages" phase="" shown=-1 started=$SECONDS
+  _dist_infos() { find "$site" -maxdepth 1 -name '*.dist-info' 2>/dev/null | wc -l; }
+  _show() { # phase, count, out of
+    local count=$(($2 < $3 ? $2 : $3))
+    if [ -t 2 ]; then
+      printf '\r\033[K  %s : %d/%d paquets…' "$1" "$count" "$3" >&2
+    elif [ "$1" != "$phase" ] || [ $((count * 10 / $3)) -gt "$shown" ]; then
+      shown=$((count * 10 / $3))
+      echo "  $1 : $count/$3 paquets…" >&2
+    fi
+    phase="$1"
+  }
+  while true; do
+    if IFS= read -r -t 2 line; then
+      case "$line" in
+        *"(from "*) ;; # a dependency's own requirement, not a line of requirements.lock
+        Collecting* | "Processing /"* | "Requirement already satisfied"*)
+          collected=$((collected + 1))
+          _show "Téléchargement" "$collected" "$total"
+          ;;
+        "Installing collected packages:"*)
+          installing=$(($(tr -cd ',' <<< "$line" | wc -c) + 1))
+          baseline="$(_dist_infos)"
+          _show "Installation" 0 "$installing"
+          ;;
+        "Successfully installed"*)
+          [ -t 2 ] && echo >&2
+          phase=""
+          echo "  $installing paquets installés ($((SECONDS - started)) s en tout)." >&2
+          installing=0
+          ;;
+      esac
+    else
+      status=$?
+      [ "$status" -gt 128 ] || break # end of pip's output (a timeout is > 128)
+      if [ "$installing" -gt 0 ]; then
+        done_now=$(($(_dist_infos) - baseline))
+        _show "Installation" $((done_now < 0 ? 0 : done_now)) "$installing"
+      fi
+    fi
+  done
+  [ -t 2 ] && [ -n "$phase" ] && echo >&2
+  return 0
 }

@@ -30,7 +30,7 @@ from bot.production.lock_store import AtomicRedisLockStore
 from bot.production.migrations import migrate
 from bot.production.migrations.metadata import target_metadata
 from bot.production.stack import ProductionStack
-from tests.conftest import KB, POSTGRES_ADMIN_URL, throwaway_postgres
+from tests.conftest import KB, POSTGRES_ADMIN_URL, redis_url, throwaway_postgres
 
 
 def _free_port() -> int:
@@ -429,7 +429,7 @@ def test_no_message_is_lost_or_duplicated_across_two_replicas(tmp_path, postgres
             "BOT_DATABASE_URL": postgres_database,
             "TRACKER_DATABASE_URL": tracker_url,
             "PORTAL_DATABASE_URL": portal_url,
-            "REDIS_URL": "redis://127.0.0.1:6379/5",
+            "REDIS_URL": redis_url(5),
             **TEST_LIMITS,
             # 20 turns of one conversation queue up at once here: the 20th waits for 19 others.
             "LOCK_ACQUIRE_TIMEOUT_SECONDS": "60",

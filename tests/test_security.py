@@ -163,6 +163,15 @@ def test_rasa_serves_no_unauthenticated_channel():
     assert endpoints["action_endpoint"]["token"] == "${ACTION_SERVER_TOKEN}"
 
 
+def test_rasa_reads_the_action_server_token_from_the_environment(monkeypatch):
+    # Rasa expands ${VAR} only in unquoted YAML values: a quoted one is sent as typed.
+    from rasa.shared.utils.io import read_yaml
+
+    monkeypatch.setenv("ACTION_SERVER_TOKEN", "secret-from-env")
+    endpoints = read_yaml((REPO_ROOT / "endpoints.yml").read_text())
+    assert endpoints["action_endpoint"]["token"] == "secret-from-env"
+
+
 # ---------------------------------------------------------------------- the running assistant
 
 
