@@ -16,9 +16,37 @@ from bot.knowledge.matching import Match, fold
 GAP = "…"
 # How the NLU marks what it read (entity roles and values the actions look for):
 FORMER = "avant"  # role of an académie named as a past one (« j'étais à Nantes »)
-SITUATION = "situation"  # entity whose values are the two below
+SITUATION = "situation"  # entity whose values are the ones below
 ABOUT_OTHERS = "tiers"  # the writer asks for a colleague or a team
 COMPARISON = "comparaison"  # the writer compares categories
+ASKS_WHO = "qui"  # the writer asks who votes in a scrutin
+# What the question asks, read from its words (`Situation.asks`).
+ASKS_BALLOTS = "scrutins"  # which ballots someone votes in
+ASKS_WEBMAIL = "messagerie"  # the professional mailbox
+QUESTION_KINDS = {
+    ASKS_BALLOTS: re.compile(
+        r"(?<![a-z])(?:(?:je|il|elle|on|ils|elles|j) +(?:vote|votent|voterai|voterait)"
+        r" +(?:pour|a|au|aux) +(?:quoi|koi|quels?|quelles?)|votent +ils|vote +t +(?:il|elle|on)"
+        r"|pour +(?:quoi|koi) +(?:je|il|elle|on|ils|elles) +vot|a +(?:quoi|koi) +(?:je|il|elle"
+        r"|on|ils|elles) +vot|(?:mes|ses|leurs|nos|vos|quels|quelles) +(?:scrutins|votes|elections)"
+        r"|quels? +scrutins?|a +quels? +scrutins?|combien +de +(?:scrutins|votes)"
+        r"|(?:electeur|electrice|electeurs|electrices) +(?:de|a|au|aux) +(?:quoi|koi|quels?)"
+        r"|memes? +scrutins|meme +nombre|lesquels +(?:me|le|la|les|nous|vous) +concern"
+        r"|(?:je|il|elle|on) +vote +(?:a|au|aux) +(?:la|le|l)? *[a-z]*"
+        r"|droit +de +voter|scrutins +pour +(?:moi|elle|lui|eux|nous))(?![a-z])"
+    ),
+    ASKS_WHO: re.compile(
+        r"(?<![a-z])(?:qui +(?:vote|votent|est +electeur|sont +les +electeurs|est +concerne"
+        r"|sont +concernes|peut +voter)|concerne +qui|concernent +qui|pour +qui|qui +est +concerne"
+        r"|(?:les +)?electeurs +(?:de +la|du|de +l|des)|electeurs *$|a +part +les"
+        r"|seulement +(?:pour +)?les|quels +personnels|qui +y +vote)(?![a-z])"
+    ),
+    ASKS_WEBMAIL: re.compile(
+        r"(?<![a-z])(?:messagerie|messageries|webmail|webmel|mails? +(?:pro|professionnels?"
+        r"|academiques?)|boite +(?:mail|pro|academique|aux +lettres +pro)|courriel +pro"
+        r"|adresse +(?:du|de +la) +(?:messagerie|boite|webmail))(?![a-z])"
+    ),
+}
 # Words that place a place or a job in the past (« j'étais à Nantes », « avant, à Lille »).
 PAST = re.compile(
     r"(?<![a-z])(?:etais|etait|etions|etiez|etaient|ete|avant|auparavant|anciennement|ancien"
@@ -52,11 +80,43 @@ SELF = re.compile(
     r"|je +dirige|j +accompagne|je +surveille)(?![a-z])"
 )
 # « est-ce les mêmes ? », « vote comme les PE ? », « quelle différence »: two sides to answer.
-COMPARISON = re.compile(
+COMPARING = re.compile(
     r"(?<![a-z])(?:meme|memes|pareil|pareille|pareils|comme|identique|identiques|difference"
     r"|differences|different|differents|differente|differentes|versus|vs|plus +de +votes"
     r"|moins +de +votes|autant)(?![a-z])"
 )
+
+
+# A sentence ends at . ! ? … or a line break; the question of a long message is usually its last
+# interrogative sentence, after the context (« ma collègue m'a aidée… mais ce matin… ? »).
+SENTENCE = re.compile(r"[^.!?…\n]+[.!?…]*")
+QUESTION_WORDS = re.compile(
+    r"(?<!\w)(?:comment|pourquoi|pk|pq|quand|o[uù]|quel|quelle|quels|quelles|qui|combien|est-ce"
+    r"|est ce|c'est quoi|c quoi|qu'est|que faire|que dois|dois-je|puis-je|peut-on|faut-il"
+    r"|pouvez-vous|pourriez-vous|je voudrais savoir|je voudrais|j'aimerais|je peux|je dois"
+    r"|on doit|on peut|svp|stp|s'il vous pla[iî]t|merci de|aidez|aide)(?!\w)",
+    re.IGNORECASE,
+)
+# Greetings and sign-offs of pasted e-mails are not the question.
+FORMULA = re.compile(
+    r"^\W*(?:bonjour|bonsoir|salut|madame|monsieur|cordialement|bien cordialement|merci"
+    r"|bonne journ[ée]e|bonne soir[ée]e|sinc[eè]res salutations|bien [àa] vous|respectueusement"
+    r"|mme|m\.|mlle|signature)\b",
+    re.IGNORECASE,
+)
+MIN_FOCUS_WORDS = 3
+
+
+def question_focus(text: str) -> tuple[int, int] | None:
+    """Where the question of a long message is: its last interrogative sentence, else its last
+    sentence that is not a greeting or a signature. None for a message of one sentence."""
+    sentences = [m for m in SENTENCE.finditer(text) if len(m.group().split()) >= MIN_FOCUS_WORDS]
+    sentences = [m for m in sentences if not FORMULA.match(m.group())] or sentences
+    if len(sentences) < 2:
+        return None
+    asking = [m for m in sentences if "?" in m.group() or QUESTION_WORDS.search(m.group())]
+    chosen = (asking or sentences)[-1]
+    return chosen.start(), chosen.end()
 
 
 @dataclass(frozen=True)
@@ -69,6 +129,7 @@ class Situation:
     described: bool  # the categories come from a job description, not a name
     about_others: bool  # the writer asks for a colleague or a team
     comparison: bool  # the writer compares two categories or asks if they are the same
+    asks: frozenset[str] = frozenset()  # ASKS_BALLOTS, ASKS_WHO, ASKS_WEBMAIL
 
 
 class SituationReader:
@@ -98,7 +159,8 @@ class SituationReader:
             categories=tuple(_unique(categories)),
             described=described,
             about_others=bool(OTHERS.search(folded)) and not _self_named(folded, named),
-            comparison=len(set(categories)) > 1 and bool(COMPARISON.search(folded)),
+            comparison=len(set(categories)) > 1 and bool(COMPARING.search(folded)),
+            asks=question_kinds(text),
         )
 
     def described_categories(self, folded: str) -> tuple[str, ...]:
@@ -157,6 +219,27 @@ class SituationReader:
             if hit:
                 found.append(row.name)
         return tuple(found) or (value,)
+
+
+def question_kinds(text: str) -> frozenset[str]:
+    """What the question of `text` asks (its question sentence, else the whole text)."""
+    focus = question_focus(text)
+    question = text if focus is None else text[focus[0] : focus[1]]
+    folded = " ".join(fold(question).split())
+    return frozenset(kind for kind, words in QUESTION_KINDS.items() if words.search(folded))
+
+
+def implied_topic(situation: Situation, scrutin_named: bool) -> str | None:
+    """The answer the names and the question's words agree on, whatever the classifier said:
+    who votes in a named scrutin, a named or described category's scrutins, a named place's
+    webmail. None when they do not point to one."""
+    if ASKS_WHO in situation.asks and scrutin_named:
+        return "what_is_scrutin"
+    if situation.categories and (ASKS_BALLOTS in situation.asks or situation.comparison):
+        return "who_votes_where"
+    if situation.academie and ASKS_WEBMAIL in situation.asks:
+        return "webmail_access"
+    return None
 
 
 def current_academie(text: str, matches: list[Match]) -> tuple[str | None, tuple[str, ...]]:
