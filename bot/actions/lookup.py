@@ -12,7 +12,7 @@ from bot.actions import wording
 from bot.actions.base import KnowledgeAction, latest_entity
 from bot.knowledge import Knowledge
 from bot.knowledge.kb_file import OUTSIDE_TABLE
-from bot.knowledge.situation import ABOUT_OTHERS, SITUATION
+from bot.knowledge.situation import ABOUT_OTHERS, ASKS_WHO, SITUATION
 from bot.knowledge.store import AcademieInfo
 from bot.personal_data.redaction import PLACEHOLDERS
 
@@ -108,6 +108,9 @@ def send_situation(
     """The answer about the categories of one message: one, two compared, or a yes/no check."""
     flags = situation_flags(tracker)
     about_others = ABOUT_OTHERS in flags
+    scrutin = latest_entity(tracker, "scrutin")
+    if scrutin and ASKS_WHO in flags:  # « la CAPD, c'est seulement pour les PE ? »
+        return send_scrutin_voters(knowledge, dispatcher, scrutin)
     if categories == [OUTSIDE_TABLE]:
         dispatcher.utter_message(
             text=wording.not_in_table(),
@@ -121,7 +124,6 @@ def send_situation(
         pairs = [(c, knowledge.eligibility_for(c)) for c in known[:2]]
         dispatcher.utter_message(text=wording.comparison(pairs[0], pairs[1]))
         return []
-    scrutin = latest_entity(tracker, "scrutin")
     if len(known) == 1 and scrutin and len(categories) == 1:
         asked = knowledge.scrutins_named(scrutin)
         eligible = knowledge.eligibility_for(known[0])
