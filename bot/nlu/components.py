@@ -9,7 +9,13 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -18,10 +24,12 @@ from bot.knowledge.kb_file import read_kb
 from bot.knowledge.matching import EntityMatcher
 from bot.knowledge.situation import (
     ABOUT_OTHERS,
+    ASKS_WHO,
     COMPARISON,
     FORMER,
     SITUATION,
     SituationReader,
+    implied_topic,
 )
 
 # This module is what the Rasa server imports of ours (config.yml): patch Rasa there.
@@ -128,14 +136,20 @@ class SituationExtractor(GraphComponent, EntityExtractorMixin):
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT)
-            if isinstance(text, str) and text.strip():
-                message.set(
-                    ENTITIES, self._entities(text, message.get(ENTITIES, [])), add_to_output=True
-                )
+            if not isinstance(text, str) or not text.strip():
+                continue
+            matches = self._matcher.find(text)
+            situation = self._reader.read(text, matches)
+            entities = self._entities(text, situation, message.get(ENTITIES, []))
+            message.set(ENTITIES, entities, add_to_output=True)
+            topic = implied_topic(situation, any(m.entity == "scrutin" for m in matches))
+            if topic and message.get(INTENT, {}).get(INTENT_NAME_KEY) != topic:
+                _promote(message, topic)
         return messages
 
-    def _entities(self, text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        situation = self._reader.read(text, self._matcher.find(text))
+    def _entities(
+        self, text: str, situation: Any, entities: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         kept: list[dict[str, Any]] = []
         for entity in entities:
             kind, value = entity.get("entity"), entity.get("value")
@@ -156,14 +170,34 @@ class SituationExtractor(GraphComponent, EntityExtractorMixin):
         for flag, value in (
             (situation.about_others, ABOUT_OTHERS),
             (situation.comparison, COMPARISON),
+            (ASKS_WHO in situation.asks, ASKS_WHO),
         ):
             if flag:
                 added.append({"entity": SITUATION, "value": value, "start": 0, "end": 0})
         return kept + self.add_extractor_name(added)
 
 
+def _promote(message: Message, topic: str) -> None:
+    """Put `topic` first in the intent ranking, as sure as the classifier's first choice was
+    (and at least sure enough not to be sent to the clarification)."""
+    ranking = message.get(INTENT_RANKING_KEY) or []
+    top = max([r.get("confidence", 0.0) for r in ranking] + [PROMOTED_CONFIDENCE])
+    rest = [r for r in ranking if r.get(INTENT_NAME_KEY) != topic]
+    message.set(INTENT, {INTENT_NAME_KEY: topic, "confidence": top}, add_to_output=True)
+    message.set(
+        INTENT_RANKING_KEY,
+        [{INTENT_NAME_KEY: topic, "confidence": top}, *rest],
+        add_to_output=True,
+    )
+
+
 def _has(entities: list[dict[str, Any]], kind: str, value: str) -> bool:
     return any(e.get("entity") == kind and e.get("value") == value for e in entities)
+
+
+# The confidence given to a topic the names and the question's words agree on, when the
+# classifier was less sure of its own choice (above the fallback threshold of config.yml).
+PROMOTED_CONFIDENCE = 0.8
 
 
 def _kb_path() -> str:

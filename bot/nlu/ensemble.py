@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
-import re
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,8 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.knowledge.situation import question_focus
 
 logger = logging.getLogger(__name__)
 
@@ -89,38 +90,6 @@ def extracted_spans(message: Message) -> list[tuple[int, int, str]]:
         for e in message.get(ENTITIES) or []
         if e.get(EXTRACTOR) == "KnowledgeBaseEntityExtractor"
     ]
-
-
-# A sentence ends at . ! ? … or a line break; the question of a long message is usually its last
-# interrogative sentence, after the context (« ma collègue m'a aidée… mais ce matin… ? »).
-SENTENCE = re.compile(r"[^.!?…\n]+[.!?…]*")
-QUESTION_WORDS = re.compile(
-    r"(?<!\w)(?:comment|pourquoi|pk|pq|quand|o[uù]|quel|quelle|quels|quelles|qui|combien|est-ce"
-    r"|est ce|c'est quoi|c quoi|qu'est|que faire|que dois|dois-je|puis-je|peut-on|faut-il"
-    r"|pouvez-vous|pourriez-vous|je voudrais savoir|je voudrais|j'aimerais|je peux|je dois"
-    r"|on doit|on peut|svp|stp|s'il vous pla[iî]t|merci de|aidez|aide)(?!\w)",
-    re.IGNORECASE,
-)
-# Greetings and sign-offs of pasted e-mails are not the question.
-FORMULA = re.compile(
-    r"^\W*(?:bonjour|bonsoir|salut|madame|monsieur|cordialement|bien cordialement|merci"
-    r"|bonne journ[ée]e|bonne soir[ée]e|sinc[eè]res salutations|bien [àa] vous|respectueusement"
-    r"|mme|m\.|mlle|signature)\b",
-    re.IGNORECASE,
-)
-MIN_FOCUS_WORDS = 3
-
-
-def question_focus(text: str) -> tuple[int, int] | None:
-    """Where the question of a long message is: its last interrogative sentence, else its last
-    sentence that is not a greeting or a signature. None for a message of one sentence."""
-    sentences = [m for m in SENTENCE.finditer(text) if len(m.group().split()) >= MIN_FOCUS_WORDS]
-    sentences = [m for m in sentences if not FORMULA.match(m.group())] or sentences
-    if len(sentences) < 2:
-        return None
-    asking = [m for m in sentences if "?" in m.group() or QUESTION_WORDS.search(m.group())]
-    chosen = (asking or sentences)[-1]
-    return chosen.start(), chosen.end()
 
 
 def spans_within(
