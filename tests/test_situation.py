@@ -7,7 +7,7 @@ import pytest
 
 from bot.knowledge.kb_file import KbFormatError, parse_cities, read_kb
 from bot.knowledge.matching import EntityMatcher
-from bot.knowledge.situation import SituationReader
+from bot.knowledge.situation import SituationReader, question_kinds
 from tests.conftest import KB
 
 
@@ -164,3 +164,46 @@ def test_ordinary_words_close_to_a_job_name_are_not_one(matcher):
 
 def test_a_departement_number_before_mais(matcher):
     assert matcher.first("je suis dans le 33 mais je ne trouve rien", "academie") == "Bordeaux"
+
+
+@pytest.mark.parametrize(
+    ("text", "now"),
+    [
+        ("Depuis septembre je ne suis plus dans le Nord, mutation pour la Haute-Savoie. Quelle "
+         "messagerie ?", "Grenoble"),
+        ("J'habite à Strasbourg mais mon école est à Sarreguemines, c'est quel webmail ?",
+         "Nancy-Metz"),
+    ],
+)  # fmt: skip
+def test_where_the_writer_no_longer_works_or_only_lives_is_not_the_academie(
+    reader, matcher, text, now
+):
+    assert read(reader, matcher, text).academie == now
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("Je suis PE titulaire au CHU. Pour quoi je vote ?", {"scrutins"}),
+        ("la ccp non tit enseignant ca concerne qui ?? les aesh aussi ?", {"qui"}),
+        ("Je suis psy détachée. La CAPA PsyEN, c'est pour moi aussi ?", set()),
+        ("electeurs CAPN PE ?", {"qui"}),
+        ("Je suis à Quimper, j'ai besoin de ma messagerie pro, c'est quel site ?", {"messagerie"}),
+        ("Mon mot de passe est refusé, pourquoi ?", set()),
+    ],
+)
+def test_what_the_question_asks(text, kinds):
+    assert question_kinds(text) == kinds
+
+
+def test_a_comparison_with_one_category_named_and_one_described(reader, matcher):
+    situation = read(
+        reader,
+        matcher,
+        "Un directeur d'école spécialisée vote-t-il comme un adjoint de classe ordinaire ?",
+    )
+    assert situation.categories == (
+        "Directeur écoles d'application et spécialisé",
+        "PE et instituteur",
+    )
+    assert situation.comparison

@@ -12,7 +12,7 @@ from bot.actions import wording
 from bot.actions.base import KnowledgeAction, latest_entity
 from bot.knowledge import Knowledge
 from bot.knowledge.kb_file import OUTSIDE_TABLE
-from bot.knowledge.situation import ABOUT_OTHERS, ASKS_WHO, SITUATION
+from bot.knowledge.situation import ABOUT_OTHERS, ASKS_WHO, COMPARISON, SITUATION
 from bot.knowledge.store import AcademieInfo
 from bot.personal_data.redaction import PLACEHOLDERS
 
@@ -120,9 +120,14 @@ def send_situation(
         )
         return []
     known = [c for c in categories if knowledge.eligibility_for(c) is not None]
-    if len(known) >= 2:
+    if len(known) >= 2 and COMPARISON in flags:
         pairs = [(c, knowledge.eligibility_for(c)) for c in known[:2]]
         dispatcher.utter_message(text=wording.comparison(pairs[0], pairs[1]))
+        return []
+    if len(known) >= 2:  # « mes collègues AESH et contractuels » : each list, about them
+        dispatcher.utter_message(
+            text="\n\n".join(eligibility_reply(knowledge, c, True) for c in known)
+        )
         return []
     if len(known) == 1 and scrutin and len(categories) == 1:
         asked = knowledge.scrutins_named(scrutin)

@@ -255,6 +255,13 @@ def scrutin_aliases(titles: dict[str, str]) -> dict[str, list[str]]:
         inner = re.search(r"\((.+)\)", code)
         if inner:
             aliases[code].append(f"{code.split()[0]} {inner.group(1)}")
+            # « CCP non tit (AESH) » is also written « CCP non titulaires AESH »
+            bare = re.sub(r"[()]", "", code)
+            aliases[code] += [
+                bare,
+                bare.replace(" tit ", " titulaires "),
+                bare.replace(" tit ", " titulaire "),
+            ]
     for short, owners in firsts.items():
         if len(owners) == 1 and short != owners[0]:
             aliases[owners[0]].append(short)

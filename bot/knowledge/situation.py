@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.knowledge.kb_file import CategoryCues, KnowledgeBase
+from bot.knowledge.kb_file import OUTSIDE_TABLE, CategoryCues, KnowledgeBase
 from bot.knowledge.matching import Match, fold
 
 GAP = "…"
@@ -27,8 +27,8 @@ QUESTION_KINDS = {
     ASKS_BALLOTS: re.compile(
         r"(?<![a-z])(?:(?:je|il|elle|on|ils|elles|j) +(?:vote|votent|voterai|voterait)"
         r" +(?:pour|a|au|aux) +(?:quoi|koi|quels?|quelles?)|votent +ils|vote +t +(?:il|elle|on)"
-        r"|pour +(?:quoi|koi) +(?:je|il|elle|on|ils|elles) +vot|a +(?:quoi|koi) +(?:je|il|elle"
-        r"|on|ils|elles) +vot|(?:mes|ses|leurs|nos|vos|quels|quelles) +(?:scrutins|votes|elections)"
+        r"|(?:pour|a) +(?:quoi|koi) +(?:je|il|elle|on|ils|elles) +vot[a-z]*"
+        r"|(?:mes|ses|leurs|nos|vos|quels|quelles) +(?:scrutins|votes|elections)"
         r"|quels? +scrutins?|a +quels? +scrutins?|combien +de +(?:scrutins|votes)"
         r"|(?:electeur|electrice|electeurs|electrices) +(?:de|a|au|aux) +(?:quoi|koi|quels?)"
         r"|memes? +scrutins|meme +nombre|lesquels +(?:me|le|la|les|nous|vous) +concern"
@@ -39,7 +39,9 @@ QUESTION_KINDS = {
         r"(?<![a-z])(?:qui +(?:vote|votent|est +electeur|sont +les +electeurs|est +concerne"
         r"|sont +concernes|peut +voter)|concerne +qui|concernent +qui|pour +qui|qui +est +concerne"
         r"|(?:les +)?electeurs +(?:de +la|du|de +l|des)|electeurs *$|a +part +les"
-        r"|seulement +(?:pour +)?les|quels +personnels|qui +y +vote)(?![a-z])"
+        r"|seulement +(?:pour +)?(?:les|ceux|celles)|quels +personnels|qui +y +vote|tous +les"
+        r"|^ *electeurs?|electeurs? +(?:de +la +|du +|des +|de +l +|a +la +|au +)?"
+        r"(?:capn|capd|capa|cta|ctm|ccp|ccpa|ccsa))(?![a-z])"
     ),
     ASKS_WEBMAIL: re.compile(
         r"(?<![a-z])(?:messagerie|messageries|webmail|webmel|mails? +(?:pro|professionnels?"
@@ -50,16 +52,28 @@ QUESTION_KINDS = {
 # Words that place a place or a job in the past (« j'étais à Nantes », « avant, à Lille »).
 PAST = re.compile(
     r"(?<![a-z])(?:etais|etait|etions|etiez|etaient|ete|avant|auparavant|anciennement|ancien"
-    r"|ancienne|precedemment|precedente?|jusqu +(?:en|a|au)|l +an +dernier|l +annee +derniere"
+    r"|ancienne|precedemment|precedente?|jusqu +en|l +an +dernier|l +annee +derniere"
+    r"|jusqu +(?:a|au) +(?:l +an|l +annee|la +rentree|cet +ete|hier|present|maintenant|[0-9]"
+    r"|janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre)"
     r"|annee +derniere|dernierement|quitte|venais|venant|viens +de|vient +de|mute +de|mutee +de"
     r"|ex|autrefois|travaillais|enseignais|bossais|passe +par)(?![a-z])"
+)
+# Words that say the place is not (or no longer) where the writer works: « je ne suis plus dans
+# le Nord », « j'habite à Strasbourg ». They outweigh the words of the present.
+NOT_THE_WORKPLACE = re.compile(
+    r"(?<![a-z])(?:ne +(?:suis|travaille|bosse|enseigne|depends?) +plus|n +y +(?:suis|travaille)"
+    r" +plus|plus +(?:dans|a|en|sur) +(?:le|la|l)?|habite|habitons|habitais|j +habite|vis +a"
+    r"|vis +en|vis +dans|domicile|reside|residence|chez +moi|originaire|natif|native)(?![a-z])"
 )
 # Words that place it now (« maintenant à Rennes », « mutée à Rennes »).
 PRESENT = re.compile(
     r"(?<![a-z])(?:maintenant|desormais|actuellement|aujourd +hui|depuis|cette +annee"
-    r"|a +present|mute|mutee|mutes|mutees|nomme|nommee|arrive|arrivee|affecte|affectee"
+    r"|a +present|mute|mutee|mutes|mutees|mutation|nomme|nommee|arrive|arrivee|affecte|affectee"
+    r"|ecole +de|college +de|lycee +de|circonscription +de|poste +a"
     r"|suis|sommes|travaille|enseigne|bosse|exerce|en +poste)(?![a-z])"
 )
+# « c'est pour moi aussi ? », « est-ce que je vote à la CAPA ? »: the writer's own yes or no.
+SELF_CHECK = re.compile(r"(?<![a-z])(?:pour +moi|moi +aussi|je +vote|je +suis +concerne)(?![a-z])")
 # Clause boundaries: a place belongs to the clause it is written in.
 CLAUSE = re.compile(r"[.;:!?()\n,]|\b(?:mais|et|puis|alors|donc|avant|maintenant)\b", re.I)
 # The writer asks for someone else: « mes AESH », « une de mes collègues », « pour elle ».
@@ -148,9 +162,14 @@ class SituationReader:
         academie, former = current_academie(text, [m for m in matches if m.entity == "academie"])
         named = _unique(m.value for m in matches if m.entity == "categorie")
         described = False
+        comparing = bool(COMPARING.search(folded))
         if not named:
             named = self.described_categories(folded)
             described = bool(named)
+        elif comparing and len(named) == 1:
+            # « un directeur d'école spécialisée vote-t-il comme un adjoint de classe ordinaire ? »
+            rest = self.described_categories(_blank(text, matches))
+            named += tuple(c for c in rest if c not in named and c != OUTSIDE_TABLE)
         categories = tuple(c for value in named for c in self._refine(value, folded))
         categories += self._members_also_described(text, matches, categories)
         return Situation(
@@ -159,7 +178,7 @@ class SituationReader:
             categories=tuple(_unique(categories)),
             described=described,
             about_others=bool(OTHERS.search(folded)) and not _self_named(folded, named),
-            comparison=len(set(categories)) > 1 and bool(COMPARING.search(folded)),
+            comparison=len(set(categories)) > 1 and comparing,
             asks=question_kinds(text),
         )
 
@@ -186,10 +205,7 @@ class SituationReader:
         self, text: str, matches: list[Match], categories: tuple[str, ...]
     ) -> tuple[str, ...]:
         """« un PsyEN détaché et un intégré »: the second member is described, not named."""
-        blanked = list(fold(text))
-        for match in matches:
-            blanked[match.start : match.end] = " " * (match.end - match.start)
-        rest = " ".join("".join(blanked).split())
+        rest = _blank(text, matches)
         extra: list[str] = []
         for group in self._groups:
             if any(c.startswith(f"{group} ") for c in categories):
@@ -222,11 +238,17 @@ class SituationReader:
 
 
 def question_kinds(text: str) -> frozenset[str]:
-    """What the question of `text` asks (its question sentence, else the whole text)."""
-    focus = question_focus(text)
-    question = text if focus is None else text[focus[0] : focus[1]]
-    folded = " ".join(fold(question).split())
-    return frozenset(kind for kind, words in QUESTION_KINDS.items() if words.search(folded))
+    """What the questions of `text` ask (its question sentences, else the whole text)."""
+    asking = [m.group() for m in SENTENCE.finditer(text) if _asks(m.group())]
+    folded = " ".join(fold(" ".join(asking) or text).split())
+    kinds = {kind for kind, words in QUESTION_KINDS.items() if words.search(folded)}
+    if ASKS_WHO in kinds and SELF_CHECK.search(folded):
+        kinds.discard(ASKS_WHO)  # « c'est pour moi aussi ? »: a yes or no for the writer
+    return frozenset(kinds)
+
+
+def _asks(sentence: str) -> bool:
+    return "?" in sentence or bool(QUESTION_WORDS.search(sentence))
 
 
 def implied_topic(situation: Situation, scrutin_named: bool) -> str | None:
@@ -257,7 +279,9 @@ def current_academie(text: str, matches: list[Match]) -> tuple[str | None, tuple
     for match in matches:
         clause = _clause_around(text, folded, match.start, match.end)
         past, present = bool(PAST.search(clause)), bool(PRESENT.search(clause))
-        if past and not present:
+        if NOT_THE_WORKPLACE.search(clause):
+            tense[match.value] = "past"
+        elif past and not present:
             tense.setdefault(match.value, "past")
         elif present and not past:
             tense[match.value] = "present"
@@ -296,6 +320,14 @@ def _cue_pattern(cue: str) -> re.Pattern[str]:
             body += "e?s?"
         pattern += (" +" if pattern else "") + body
     return re.compile(r"(?<![a-z0-9])" + pattern + r"(?![a-z0-9])")
+
+
+def _blank(text: str, matches: list[Match]) -> str:
+    """The folded text without the names found in it."""
+    blanked = list(fold(text))
+    for match in matches:
+        blanked[match.start : match.end] = " " * (match.end - match.start)
+    return " ".join("".join(blanked).split())
 
 
 def _unique(values) -> tuple[str, ...]:
