@@ -121,6 +121,8 @@ class EntityMatcher:
         for pattern, value in self._departements + self._cities:
             for match in pattern.finditer(folded):
                 group = "name" if match.group("name") else "alone"
+                if not isinstance(value, str):  # a city: its académie by its name
+                    value = value[" ".join(match.group(group).split())]
                 claim(match.start(group), match.end(group), "academie", value)
         for word in re.finditer(r"[a-z0-9]+", folded):
             if len(word.group()) < FUZZY_MIN_LENGTH or any(taken[word.start() : word.end()]):
@@ -161,26 +163,33 @@ CITY_CONTEXT = (
 
 def _city_patterns(
     cities: dict[str, tuple[set[str], bool]], academies: dict[str, list[str]]
-) -> list[tuple[re.Pattern[str], str]]:
-    """Patterns (group `name` or `alone`) for cities of one académie, longest name first.
+) -> list[tuple[re.Pattern[str], dict[str, str]]]:
+    """Two patterns (group `name` or `alone`) for the cities of one académie, each name mapped to
+    its académie: one for every name, one for names that are also ordinary words (only after
+    « à », « de »...). One alternation each, longest names first: 450 cities cost one scan.
 
     A name shared by cities of several académies ("Saint-Denis": 93 or La Réunion) is left out:
     guessing would give the wrong webmail to half of those who type it.
     """
     known = {fold_key(alias) for name, aliases in academies.items() for alias in [name, *aliases]}
-    patterns: list[tuple[int, re.Pattern[str], str]] = []
-    for name, (owners, ordinary) in cities.items():
+    plain: dict[str, str] = {}
+    ordinary: dict[str, str] = {}
+    for name, (owners, is_word) in cities.items():
         key = fold_key(name)
-        if len(owners) != 1 or key in known or not key:
+        if len(owners) == 1 and key and key not in known:
+            (ordinary if is_word else plain)[key] = next(iter(owners))
+    patterns = []
+    for names, context in ((plain, ""), (ordinary, rf"{CITY_CONTEXT} +")):
+        if not names:
             continue
-        body = " +".join(re.escape(w) for w in key.split())
-        context = rf"{CITY_CONTEXT} +" if ordinary else ""
+        body = "|".join(
+            " +".join(re.escape(w) for w in key.split()) for key in sorted(names, key=len)[::-1]
+        )
         pattern = re.compile(
             rf"(?<![a-z0-9]){context}(?P<name>{body})(?![a-z0-9])|^ *(?P<alone>{body}) *$"
         )
-        patterns.append((len(key), pattern, next(iter(owners))))
-    patterns.sort(key=lambda item: -item[0])
-    return [(pattern, academie) for _, pattern, academie in patterns]
+        patterns.append((pattern, {**plain, **ordinary}))
+    return patterns
 
 
 # A département named by one word ("Cher", "Somme", "Vienne") or by its number ("93") is only
