@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 import yaml
 
 from bot.config import REPO_ROOT
@@ -176,7 +178,7 @@ def rendered_answers() -> dict[str, str]:
     return firsts
 
 
-def run(split: str, limit: int | None = None) -> dict:
+def run(split: str, limit: int | None = None, keep_logs: Path | None = None) -> dict:
     from bot.local_stack import LocalStack
     from bot.training import ensure_model
 
@@ -192,12 +194,19 @@ def run(split: str, limit: int | None = None) -> dict:
         try:
             for n, case in enumerate(cases):
                 started = time.perf_counter()
-                messages = stack.chat(case["text"].strip(), voter=f"voter-{n}")
+                try:
+                    messages = stack.chat(case["text"].strip(), voter=f"voter-{n}")
+                except requests.HTTPError as error:  # counted as a wrong answer, with its body
+                    messages = [
+                        {"text": f"HTTP {error.response.status_code} {error.response.text}"}
+                    ]
                 latencies.append((time.perf_counter() - started) * 1000)
                 text = "\n\n".join(m.get("text") or "" for m in messages)
                 verdicts.append((case, judge(case, read_answer(text, answers)), text))
         finally:
             stack.stop()
+            if keep_logs:
+                shutil.copytree(stack.logs, keep_logs, dirs_exist_ok=True)
     return summarise(split, verdicts, latencies)
 
 
@@ -298,7 +307,7 @@ def main() -> int:
     if args.tune:
         tune(args.split)
         return 0
-    figures = run(args.split, args.limit)
+    figures = run(args.split, args.limit, RESULTS / f"realistic-{args.split}-logs")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"realistic-{args.split}.json"
     out.write_text(json.dumps(figures, ensure_ascii=False, indent=1))

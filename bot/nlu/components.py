@@ -21,7 +21,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot import config, rasa_patches
 from bot.knowledge.kb_file import read_kb
-from bot.knowledge.matching import EntityMatcher
+from bot.knowledge.matching import EntityMatcher, Match
 from bot.knowledge.situation import (
     ABOUT_OTHERS,
     ASKS_WHO,
@@ -126,11 +126,9 @@ class SituationExtractor(GraphComponent, EntityExtractorMixin):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> SituationExtractor:
-        kb = read_kb(_kb_path())
-        return cls(EntityMatcher.from_kb(kb), SituationReader.from_kb(kb))
+        return cls(SituationReader.from_kb(read_kb(_kb_path())))
 
-    def __init__(self, matcher: EntityMatcher, reader: SituationReader) -> None:
-        self._matcher = matcher
+    def __init__(self, reader: SituationReader) -> None:
         self._reader = reader
 
     def process(self, messages: list[Message]) -> list[Message]:
@@ -138,7 +136,7 @@ class SituationExtractor(GraphComponent, EntityExtractorMixin):
             text = message.get(TEXT)
             if not isinstance(text, str) or not text.strip():
                 continue
-            matches = self._matcher.find(text)
+            matches = _matches(message.get(ENTITIES) or [], text)
             situation = self._reader.read(text, matches)
             entities = self._entities(text, situation, message.get(ENTITIES, []))
             message.set(ENTITIES, entities, add_to_output=True)
@@ -175,6 +173,15 @@ class SituationExtractor(GraphComponent, EntityExtractorMixin):
             if flag:
                 added.append({"entity": SITUATION, "value": value, "start": 0, "end": 0})
         return kept + self.add_extractor_name(added)
+
+
+def _matches(entities: list[dict[str, Any]], text: str) -> list[Match]:
+    """The names the KnowledgeBaseEntityExtractor found earlier in the pipeline."""
+    return [
+        Match(e["entity"], e["value"], e["start"], e["end"], text[e["start"] : e["end"]])
+        for e in entities
+        if e.get("extractor") == KnowledgeBaseEntityExtractor.__name__
+    ]
 
 
 def _promote(message: Message, topic: str) -> None:
