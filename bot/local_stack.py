@@ -158,7 +158,7 @@ class LocalStack:
     def _endpoints(self) -> str:
         config = (
             f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
-            '  token: ${ACTION_SERVER_TOKEN}\n'
+            "  token: ${ACTION_SERVER_TOKEN}\n"
         )
         if self.tracker_store_url:  # conversations in PostgreSQL
             url = urlsplit(self.tracker_store_url)
