@@ -378,6 +378,8 @@ TALKS_ABOUT_A_PASSWORD = [
     "mot de passe électeur perdu",
     "je n'ai pas reçu de mot de passe",
     "mon mot de passe est bloqué depuis hier",
+    "mdp electeur combien de caracteres",  # « c » of « combien » is not « c'est »
+    "mot de passe électeur, comment on le crée ?",
 ]
 
 

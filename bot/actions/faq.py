@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions import wording
-from bot.actions.base import KnowledgeAction, latest_entity, latest_intent, local_now
+from bot.actions.base import KnowledgeAction, latest_intent, local_now
 from bot.actions.handoff import handoff_payload
 from bot.actions.lookup import scrutin_voters_reply
 from bot.knowledge import Knowledge
@@ -45,8 +45,9 @@ class ActionAnswerFaq(KnowledgeAction):
     ) -> list[dict[str, Any]]:
         intent = latest_intent(tracker)
         if intent == "what_is_scrutin":
-            named = latest_entity(tracker, "scrutin")
-            text = scrutin_voters_reply(knowledge, named) if named else None
+            named = set(tracker.get_latest_entity_values("scrutin"))
+            # One scrutin named: what it is and who votes in it; several: the general answer.
+            text = scrutin_voters_reply(knowledge, named.pop()) if len(named) == 1 else None
             if text:
                 dispatcher.utter_message(text=text)
                 return []

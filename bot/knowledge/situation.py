@@ -97,7 +97,7 @@ SELF = re.compile(
 COMPARING = re.compile(
     r"(?<![a-z])(?:meme|memes|pareil|pareille|pareils|comme|identique|identiques|difference"
     r"|differences|different|differents|differente|differentes|versus|vs|plus +de +votes"
-    r"|moins +de +votes|autant)(?![a-z])"
+    r"|moins +de +votes|plus +de +scrutins|moins +de +scrutins|en +plus|autant)(?![a-z])"
 )
 
 

@@ -39,7 +39,8 @@ _QUALIFIER = (
 )
 _CONNECTOR = (
     r"(?:[ ]*,?[ ]*(?::|=|->|=>)[ ]*"
-    r"|[ ]*,?[ ]+(?:est|c'est|c[ ]+est|cest|c|ce[ ]+sera|sera|etait|c'etait|is)[ ]*:?[ ]*)"
+    r"|[ ]*,?[ ]+(?:est|c'est|c[ ]+est|cest|c|ce[ ]+sera|sera|etait|c'etait|is)(?![a-z])"
+    r"[ ]*:?[ ]*)"
 )
 # « mon mot de passe électeur c'est soleil2018 », « voici mon code : 4821 »
 PASSWORD_STATED = re.compile(rf"\b{_KEYWORD}{_QUALIFIER}{_CONNECTOR}(?P<token>\S+)")
