@@ -185,15 +185,23 @@ def _matches(entities: list[dict[str, Any]], text: str) -> list[Match]:
 
 
 def _promote(message: Message, topic: str) -> None:
-    """Put `topic` first in the intent ranking, as sure as the classifier's first choice was
-    (and at least sure enough not to be sent to the clarification)."""
-    ranking = message.get(INTENT_RANKING_KEY) or []
+    """Put `topic` first in the intent ranking with at least PROMOTED_CONFIDENCE (or the
+    classifier's own top score, if higher); the other intents share what is left in their
+    proportions, so the FallbackClassifier sees a clear first choice."""
+    ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != topic]
     top = max([r.get("confidence", 0.0) for r in ranking] + [PROMOTED_CONFIDENCE])
-    rest = [r for r in ranking if r.get(INTENT_NAME_KEY) != topic]
+    rest = sum(r.get("confidence", 0.0) for r in ranking) or 1.0
+    scaled = [
+        {
+            INTENT_NAME_KEY: r[INTENT_NAME_KEY],
+            "confidence": r.get("confidence", 0.0) * (1 - top) / rest,
+        }
+        for r in ranking
+    ]
     message.set(INTENT, {INTENT_NAME_KEY: topic, "confidence": top}, add_to_output=True)
     message.set(
         INTENT_RANKING_KEY,
-        [{INTENT_NAME_KEY: topic, "confidence": top}, *rest],
+        [{INTENT_NAME_KEY: topic, "confidence": top}, *scaled],
         add_to_output=True,
     )
 
