@@ -32,7 +32,7 @@ QUESTION_KINDS = {
         r"|quels? +scrutins?|a +quels? +scrutins?|combien +de +(?:scrutins|votes)"
         r"|(?:electeur|electrice|electeurs|electrices) +(?:de|a|au|aux) +(?:quoi|koi|quels?)"
         r"|memes? +scrutins|meme +nombre|lesquels +(?:me|le|la|les|nous|vous) +concern"
-        r"|(?:je|il|elle|on) +vote +(?:a|au|aux) +(?:la|le|l)? *[a-z]*"
+        r"|(?:je|il|elle|on) +vote +(?:a|au|aux) +(?:la +|le +|l +)?(?:ctm|cta|cap[a-z]*|cc[a-z]*)"
         r"|droit +de +voter|scrutins +pour +(?:moi|elle|lui|eux|nous))(?![a-z])"
     ),
     ASKS_WHO: re.compile(
