@@ -161,8 +161,8 @@ class SituationExtractor(GraphComponent, EntityExtractorMixin):
                 continue
             kept.append(entity)
         added: list[dict[str, Any]] = []
-        if situation.described:
-            for category in situation.categories:
+        for category in situation.categories:  # described, not named (« adjoint de classe »)
+            if not _has(kept, "categorie", category):
                 start, end = self._reader.description_span(text, category)
                 added.append({"entity": "categorie", "value": category, "start": start, "end": end})
         for flag, value in (
