@@ -23,6 +23,7 @@ ASKS_WHO = "qui"  # the writer asks who votes in a scrutin
 # What the question asks, read from its words (`Situation.asks`).
 ASKS_BALLOTS = "scrutins"  # which ballots someone votes in
 ASKS_WEBMAIL = "messagerie"  # the professional mailbox
+CORRECTING = "correction"  # something is wrong and should be corrected (a contest)
 QUESTION_KINDS = {
     ASKS_BALLOTS: re.compile(
         r"(?<![a-z])(?:(?:je|il|elle|on|ils|elles|j) +(?:vote|votent|voterai|voterait)"
@@ -42,6 +43,11 @@ QUESTION_KINDS = {
         r"|seulement +(?:pour +)?(?:les|ceux|celles)|quels +personnels|qui +y +vote|tous +les"
         r"|^ *electeurs?|electeurs? +(?:de +la +|du +|des +|de +l +|a +la +|au +)?"
         r"(?:capn|capd|capa|cta|ctm|ccp|ccpa|ccsa))(?![a-z])"
+    ),
+    CORRECTING: re.compile(
+        r"(?<![a-z])(?:faux|fausse|fausses|erreur|errone|erronee|rectifi[a-z]*|corrig[a-z]*"
+        r"|contest[a-z]*|modifi[a-z]*|mauvais|mauvaise|pas +(?:le|la|les) +bons?|trompe"
+        r"|se +sont +trompes|au +lieu +de)(?![a-z])"
     ),
     ASKS_WEBMAIL: re.compile(
         r"(?<![a-z])(?:messagerie|messageries|webmail|webmel|mails? +(?:pro|professionnels?"
@@ -256,7 +262,9 @@ def implied_topic(situation: Situation, scrutin_named: bool) -> str | None:
     who votes in a named scrutin, a named or described category's scrutins, a named place's
     webmail. None when they do not point to one."""
     if ASKS_WHO in situation.asks and scrutin_named:
-        return "what_is_scrutin"
+        return "who_votes_where"  # with a scrutin named, its voters
+    if CORRECTING in situation.asks:
+        return None  # « mes scrutins sont faux » : a contest, whatever the names
     if situation.categories and (ASKS_BALLOTS in situation.asks or situation.comparison):
         return "who_votes_where"
     if situation.academie and ASKS_WEBMAIL in situation.asks:
