@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 import yaml
 
 from bot.config import REPO_ROOT
@@ -52,6 +54,7 @@ HEDGES = (
     "ne figure pas dans le tableau",
 )
 REISSUE = ("nouvel identifiant électeur**", "La demande d'un nouvel identifiant électeur")
+HANDOFF = ("Un conseiller va reprendre", "Aucun conseiller n'est disponible")
 RESET = ("réinitialisation de votre mot de passe électeur", "réinitialiser votre mot de passe")
 ELIGIBILITY = re.compile(
     r"\*\*([^*]+)\*\* : (?:vous votez|les personnels de cette catégorie votent) à \*\*"
@@ -98,6 +101,8 @@ def read_answer(text: str, answers: dict[str, str]) -> Reading:
         reading.topics.add("lost_voter_id")
     if any(marker in text for marker in RESET):
         reading.topics.add("lost_voter_password")
+    if any(marker in text for marker in HANDOFF):
+        reading.topics.add("ask_human")
     reading.webmails = {name for name, _ in WEBMAIL.findall(text)}
     reading.categories = ELIGIBILITY.findall(text)
     reading.scrutins = set(SCRUTIN_HEAD.findall(text))
@@ -173,7 +178,7 @@ def rendered_answers() -> dict[str, str]:
     return firsts
 
 
-def run(split: str, limit: int | None = None) -> dict:
+def run(split: str, limit: int | None = None, keep_logs: Path | None = None) -> dict:
     from bot.local_stack import LocalStack
     from bot.training import ensure_model
 
@@ -189,12 +194,19 @@ def run(split: str, limit: int | None = None) -> dict:
         try:
             for n, case in enumerate(cases):
                 started = time.perf_counter()
-                messages = stack.chat(case["text"].strip(), voter=f"voter-{n}")
+                try:
+                    messages = stack.chat(case["text"].strip(), voter=f"voter-{n}")
+                except requests.HTTPError as error:  # counted as a wrong answer, with its body
+                    messages = [
+                        {"text": f"HTTP {error.response.status_code} {error.response.text}"}
+                    ]
                 latencies.append((time.perf_counter() - started) * 1000)
                 text = "\n\n".join(m.get("text") or "" for m in messages)
                 verdicts.append((case, judge(case, read_answer(text, answers)), text))
         finally:
             stack.stop()
+            if keep_logs:
+                shutil.copytree(stack.logs, keep_logs, dirs_exist_ok=True)
     return summarise(split, verdicts, latencies)
 
 
@@ -238,13 +250,76 @@ def _expected(case: dict) -> str:
     return f"{case['expect']} {detail}".strip()
 
 
+# The intents whose answer can be the expected one (for tuning the classifier alone).
+ACCEPTABLE = {
+    "webmail": {"webmail_access", "inform"},
+    "scrutins": {"who_votes_where", "inform", "what_is_scrutin"},
+    "compare": {"who_votes_where", "inform"},
+    "clarify_category": {"who_votes_where", "inform"},
+    "not_in_matrix": {"who_votes_where", "inform"},
+    "scrutin_voters": {"who_votes_where", "what_is_scrutin", "inform"},
+    "refusal": {"out_of_scope"},
+}
+
+
+def acceptable_intents(case: dict) -> set[str]:
+    if case["expect"] == "topic":
+        return set(case["topics"])
+    return ACCEPTABLE[case["expect"]]
+
+
+def baseline(split: str) -> dict[str, float]:
+    """The TF-IDF + logistic regression baseline of `bench/run.py`, trained on the same data:
+    the share of the split's messages whose intent could give the expected answer."""
+    from bench.baseline import baseline_model
+
+    cases = load(split)
+    predicted = baseline_model().predict([c["text"].strip() for c in cases])
+    good = [p in acceptable_intents(c) for c, p in zip(cases, predicted, strict=True)]
+    return {"realistic_baseline_intent_accuracy": sum(good) / len(cases)}
+
+
+def tune(split: str) -> None:
+    """Intent-level figures of the realistic split for each DIET weight and question weight,
+    from the rankings the trained model's ensemble node keeps (no retraining)."""
+    from bench.tune import parts
+    from bot.nlu.ensemble import combine, mix
+    from bot.training import ensure_model
+
+    cases = load(split)
+    rankings = parts(ensure_model(), [c["text"].strip() for c in cases])
+    print("diet  focus  accepted  oos_recall  confident_wrong(>=0.4)")
+    for diet_weight in (0.0, 0.2, 0.3, 0.4, 0.5):
+        for focus in (0.0, 0.25, 0.5, 0.75, 1.0):
+            good = oos = oos_total = wrong = 0
+            for case, part in zip(cases, rankings, strict=True):
+                linear = mix(part["linear"], part["question"], focus)
+                name, score = combine(part["diet"], linear, diet_weight)[0]
+                ok = name in acceptable_intents(case)
+                good += ok
+                wrong += (not ok) and score >= 0.4
+                if case["expect"] == "refusal":
+                    oos_total += 1
+                    oos += name == "out_of_scope"
+            n = len(cases)
+            print(
+                f"{diet_weight:4.1f} {focus:6.2f} {good / n:9.3f} {oos / oos_total:11.3f} "
+                f"{wrong / n:10.3f}"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="./scripts/benchmark-realistic")
     parser.add_argument("--split", choices=("dev", "test"), default="dev")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--errors", action="store_true", help="print every answer not right")
+    parser.add_argument("--tune", action="store_true", help="intent-level weights, no server")
     args = parser.parse_args()
-    figures = run(args.split, args.limit)
+    if args.tune:
+        tune(args.split)
+        return 0
+    figures = run(args.split, args.limit, RESULTS / f"realistic-{args.split}-logs")
+    figures.update(baseline(args.split))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"realistic-{args.split}.json"
     out.write_text(json.dumps(figures, ensure_ascii=False, indent=1))
