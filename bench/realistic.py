@@ -268,6 +268,17 @@ def acceptable_intents(case: dict) -> set[str]:
     return ACCEPTABLE[case["expect"]]
 
 
+def baseline(split: str) -> dict[str, float]:
+    """The TF-IDF + logistic regression baseline of `bench/run.py`, trained on the same data:
+    the share of the split's messages whose intent could give the expected answer."""
+    from bench.baseline import baseline_model
+
+    cases = load(split)
+    predicted = baseline_model().predict([c["text"].strip() for c in cases])
+    good = [p in acceptable_intents(c) for c, p in zip(cases, predicted, strict=True)]
+    return {"realistic_baseline_intent_accuracy": sum(good) / len(cases)}
+
+
 def tune(split: str) -> None:
     """Intent-level figures of the realistic split for each DIET weight and question weight,
     from the rankings the trained model's ensemble node keeps (no retraining)."""
@@ -308,6 +319,7 @@ def main() -> int:
         tune(args.split)
         return 0
     figures = run(args.split, args.limit, RESULTS / f"realistic-{args.split}-logs")
+    figures.update(baseline(args.split))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"realistic-{args.split}.json"
     out.write_text(json.dumps(figures, ensure_ascii=False, indent=1))

@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.baseline import baseline_model, examples
 from bot.config import REPO_ROOT
 from bot.local_stack import LocalStack
 from bot.training import ensure_model
@@ -168,39 +169,12 @@ def write_report(figures: dict, heldout: Path, target: Path) -> None:
     (target / "README.md").write_text("\n".join(lines) + "\n")
 
 
-def _examples(path: Path) -> tuple[list[str], list[str]]:
-    """(texts, intents) of the NLU examples in a file or a folder (stories and rules skipped)."""
-    from rasa.shared.importers.importer import TrainingDataImporter
-
-    from bot.nlu.components import normalise
-
-    importer = TrainingDataImporter.load_from_dict(
-        domain_path=str(REPO_ROOT / "domain.yml"), training_data_paths=[str(path)]
-    )
-    data = importer.get_nlu_data()
-    return [normalise(m.get("text")) for m in data.intent_examples], [
-        m.get("intent") for m in data.intent_examples
-    ]
-
-
 def baseline(train: Path = REPO_ROOT / "data") -> dict[str, float]:
-    """TF-IDF (words 1-2 + characters 2-5) and logistic regression, same data, same held-out."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+    """The baseline on the held-out set: same data, same held-out."""
     from sklearn.metrics import accuracy_score, f1_score
-    from sklearn.pipeline import make_pipeline, make_union
 
-    texts, intents = _examples(train)
-    test_texts, test_intents = _examples(HELDOUT)
-    model = make_pipeline(
-        make_union(
-            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
-        ),
-        LogisticRegression(max_iter=3000, C=10),
-    )
-    model.fit(texts, intents)
-    predicted = model.predict(test_texts)
+    test_texts, test_intents = examples(HELDOUT)
+    predicted = baseline_model(train).predict(test_texts)
     return {
         "baseline_tfidf_logreg_accuracy": accuracy_score(test_intents, predicted),
         "baseline_tfidf_logreg_macro_f1": f1_score(test_intents, predicted, average="macro"),
@@ -213,7 +187,7 @@ def ensemble_parts(model: Path) -> dict[str, float]:
     from bench.tune import parts
     from bot.nlu.ensemble import combine
 
-    texts, intents = _examples(HELDOUT)
+    texts, intents = examples(HELDOUT)
     rankings = parts(model, texts)
     result = {}
     for name, weight in (("diet_alone", 1.0), ("linear_alone", 0.0)):
@@ -278,6 +252,10 @@ def main() -> int:
     parser.add_argument(
         "--cross-validation", type=int, metavar="FOLDS", help="also cross-validate (slow)"
     )
+    parser.add_argument(
+        "--realistic-split", choices=("dev", "test"), default="dev",
+        help="split of bench/realistic/ to score (test: only to measure, once)",
+    )  # fmt: skip
     args = parser.parse_args()
     model = ensure_model()
     train_seconds = model.with_name(model.name[: -len(".tar.gz")] + ".train-seconds")
@@ -292,6 +270,13 @@ def main() -> int:
         figures.update(cross_validation(args.cross_validation, RESULTS / "cross-validation"))
     write_report(figures, RESULTS / "heldout", REPORT)
     figures.update(latency(model, args.messages, args.voters))
+    # Answers to realistic voters' messages, end to end (bench/realistic.py; dev unless asked).
+    from bench import realistic
+
+    answers = realistic.run(args.realistic_split)
+    figures.update({f"realistic_{args.realistic_split}_{k}": v for k, v in answers.items()
+                    if isinstance(v, (int, float))})  # fmt: skip
+    figures.update(realistic.baseline(args.realistic_split))
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
     width = max(len(k) for k in figures)
     for key, value in figures.items():

@@ -15,7 +15,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.run import NOT_ANSWERED, OUT_OF_SCOPE, _examples, _share
+from bench.baseline import examples
+from bench.run import NOT_ANSWERED, OUT_OF_SCOPE, _share
 from bot.config import REPO_ROOT
 from bot.nlu.ensemble import PARTS, LinearIntentEnsemble, combine
 from bot.training import ensure_model
@@ -27,7 +28,7 @@ THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
 
 def dev_examples(path: Path = DEV) -> list[tuple[str, str]]:
     """(text, intent) of the development set, normalised as at run time."""
-    texts, intents = _examples(path)
+    texts, intents = examples(path)
     return list(zip(texts, intents, strict=True))
 
 
