@@ -7,7 +7,7 @@ import pytest
 
 from bot.knowledge.kb_file import KbFormatError, parse_cities, read_kb
 from bot.knowledge.matching import EntityMatcher
-from bot.knowledge.situation import SituationReader, question_kinds
+from bot.knowledge.situation import SituationReader, implied_topic, question_kinds
 from tests.conftest import KB
 
 
@@ -207,3 +207,11 @@ def test_a_comparison_with_one_category_named_and_one_described(reader, matcher)
         "PE et instituteur",
     )
     assert situation.comparison
+
+
+def test_results_of_earlier_elections_are_not_these_ones(reader, matcher):
+    text = "Quels étaient les résultats des élections de 2014 dans mon département ?"
+    situation = read(reader, matcher, text)
+    assert implied_topic(situation, False, "results") == "out_of_scope"
+    current = read(reader, matcher, "Quand aurons-nous les résultats du vote ?")
+    assert implied_topic(current, False, "results") is None

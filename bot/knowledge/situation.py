@@ -24,6 +24,7 @@ ASKS_WHO = "qui"  # the writer asks who votes in a scrutin
 ASKS_BALLOTS = "scrutins"  # which ballots someone votes in
 ASKS_WEBMAIL = "messagerie"  # the professional mailbox
 CORRECTING = "correction"  # something is wrong and should be corrected (a contest)
+EARLIER_ELECTIONS = "elections_passees"  # the question is about earlier elections (2014…)
 QUESTION_KINDS = {
     ASKS_BALLOTS: re.compile(
         r"(?<![a-z])(?:(?:je|il|elle|on|ils|elles|j) +(?:vote|votent|voterai|voterait)"
@@ -48,6 +49,11 @@ QUESTION_KINDS = {
         r"(?<![a-z])(?:faux|fausse|fausses|erreur|errone|erronee|rectifi[a-z]*|corrig[a-z]*"
         r"|contest[a-z]*|modifi[a-z]*|mauvais|mauvaise|pas +(?:le|la|les) +bons?|trompe"
         r"|se +sont +trompes|au +lieu +de)(?![a-z])"
+    ),
+    EARLIER_ELECTIONS: re.compile(
+        r"(?<![a-z])(?:2014|2011|2010|dernieres +elections|elections +precedentes|precedentes"
+        r" +elections|la +derniere +fois|il +y +a +(?:4|quatre) +ans|derniere +election"
+        r"|aux +dernieres|des +dernieres)(?![a-z])"
     ),
     ASKS_WEBMAIL: re.compile(
         r"(?<![a-z])(?:messagerie|messageries|webmail|webmel|mails? +(?:pro|professionnels?"
@@ -257,10 +263,15 @@ def _asks(sentence: str) -> bool:
     return "?" in sentence or bool(QUESTION_WORDS.search(sentence))
 
 
-def implied_topic(situation: Situation, scrutin_named: bool) -> str | None:
-    """The answer the names and the question's words agree on, whatever the classifier said:
-    who votes in a named scrutin, a named or described category's scrutins, a named place's
-    webmail. None when they do not point to one."""
+def implied_topic(
+    situation: Situation, scrutin_named: bool, topic: str | None = None
+) -> str | None:
+    """The answer the names and the question's words agree on, whatever the classifier said
+    (`topic`): who votes in a named scrutin, a named or described category's scrutins, a named
+    place's webmail; and no results of these elections for a question about earlier ones.
+    None when they do not point to one."""
+    if topic == "results" and EARLIER_ELECTIONS in situation.asks:
+        return "out_of_scope"  # the knowledge base knows the 2018 elections only
     if ASKS_WHO in situation.asks and scrutin_named:
         return "who_votes_where"  # with a scrutin named, its voters
     if CORRECTING in situation.asks:
