@@ -140,8 +140,10 @@ class SituationExtractor(GraphComponent, EntityExtractorMixin):
             situation = self._reader.read(text, matches)
             entities = self._entities(text, situation, message.get(ENTITIES, []))
             message.set(ENTITIES, entities, add_to_output=True)
-            topic = implied_topic(situation, any(m.entity == "scrutin" for m in matches))
-            if topic and message.get(INTENT, {}).get(INTENT_NAME_KEY) != topic:
+            chosen = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            scrutin_named = any(m.entity == "scrutin" for m in matches)
+            topic = implied_topic(situation, scrutin_named, chosen)
+            if topic and chosen != topic:
                 _promote(message, topic)
         return messages
 
