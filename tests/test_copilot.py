@@ -64,13 +64,6 @@ def during_the_vote(monkeypatch):
     monkeypatch.setenv("BOT_NOW", "2018-11-30T12:00")
 
 
-@pytest.fixture()
-def live_bot(live_bot, monkeypatch):
-    """The shared live stack; this process's copilot sends its Rasa channel token."""
-    monkeypatch.setenv("GATEWAY_RASA_TOKEN", live_bot.env["GATEWAY_RASA_TOKEN"])
-    return live_bot
-
-
 def test_the_top_suggestion_is_the_assistants_answer_with_its_section(knowledge):
     result = suggest(
         knowledge, "c kan le vote", ("voting_dates", 0.97), ("how_to_vote", 0.02), ("greet", 0.01)
