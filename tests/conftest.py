@@ -75,10 +75,18 @@ def live_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         {"BOT_NOW": "2018-11-30T12:00"},
         tracker_db=True,
     )
+    # Gateways, channels and the copilot started in this process talk to that Rasa: they send
+    # the token it expects (GATEWAY_RASA_TOKEN), as the stack's own gateway does.
+    previous = os.environ.get("GATEWAY_RASA_TOKEN")
+    os.environ["GATEWAY_RASA_TOKEN"] = bot.env["GATEWAY_RASA_TOKEN"]
     try:
         yield bot.start()
     finally:
         bot.stop()
+        if previous is None:
+            os.environ.pop("GATEWAY_RASA_TOKEN", None)
+        else:
+            os.environ["GATEWAY_RASA_TOKEN"] = previous
 
 
 # A project small enough to train in seconds, for tests of the plumbing around a model (the

@@ -93,6 +93,7 @@ def test_action_server_down_gets_a_polite_answer_and_the_form_resumes_once_it_is
         flagged = requests.post(
             f"{stack.url}/webhooks/gateway/webhook",
             json={"sender": "probe", "message": "mot de passe oublié"},
+            headers={"Authorization": f"Bearer {stack.env['GATEWAY_RASA_TOKEN']}"},
             timeout=30,
         ).json()
         assert flagged["service_error"] is True and SERVICE_ERROR in texts(flagged["messages"])

@@ -92,10 +92,7 @@ def test_when_rasa_is_down_the_user_is_told_to_retry():
     with_gateway(f"http://127.0.0.1:{free_port()}", scenario)
 
 
-def test_a_conversation_through_the_gateway_keeps_its_history(live_bot, monkeypatch):
-    # The gateway is started here, in this process: it needs the token the stack's Rasa expects.
-    monkeypatch.setenv("GATEWAY_RASA_TOKEN", live_bot.env["GATEWAY_RASA_TOKEN"])
-
+def test_a_conversation_through_the_gateway_keeps_its_history(live_bot):
     async def scenario(client: TestClient) -> None:
         first = await client.post("/api/chat", json={"message": "webmail"})
         assert first.status == 200
@@ -112,10 +109,7 @@ def test_a_conversation_through_the_gateway_keeps_its_history(live_bot, monkeypa
     with_gateway(live_bot.url, scenario)
 
 
-def test_each_browser_has_its_own_conversation(live_bot, monkeypatch):
-    # The gateway is started here, in this process: it needs the token the stack's Rasa expects.
-    monkeypatch.setenv("GATEWAY_RASA_TOKEN", live_bot.env["GATEWAY_RASA_TOKEN"])
-
+def test_each_browser_has_its_own_conversation(live_bot):
     async def scenario(client: TestClient) -> None:
         await client.post("/api/chat", json={"message": "webmail Lille"})
         cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))["sid"].value

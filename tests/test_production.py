@@ -282,8 +282,11 @@ def _through_a_gateway_with_fake_replicas(monkeypatch, scenario, replicas: int =
     from cryptography.fernet import Fernet
 
     from bot.gateway.app import create_app
+    from bot.local_stack import TEST_LIMITS
     from bot.personal_data.vault import Vault
 
+    for name, value in TEST_LIMITS.items():  # scripted browsers, all on 127.0.0.1
+        monkeypatch.setenv(name, value)
     received: list[list[tuple[str, str]]] = [[] for _ in range(replicas)]
 
     def fake_rasa(log: list) -> web.Application:
