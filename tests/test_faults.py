@@ -107,6 +107,7 @@ def test_action_server_down_gets_a_polite_answer_and_the_form_resumes_once_it_is
         working = requests.post(
             f"{stack.url}/webhooks/gateway/webhook",
             json={"sender": "probe2", "message": "bonjour"},
+            headers={"Authorization": f"Bearer {stack.env['GATEWAY_RASA_TOKEN']}"},
             timeout=30,
         ).json()
         assert "service_error" not in working and SERVICE_ERROR not in texts(working["messages"])
