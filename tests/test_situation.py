@@ -188,7 +188,10 @@ def test_where_the_writer_no_longer_works_or_only_lives_is_not_the_academie(
         ("la ccp non tit enseignant ca concerne qui ?? les aesh aussi ?", {"qui"}),
         ("Je suis psy détachée. La CAPA PsyEN, c'est pour moi aussi ?", set()),
         ("electeurs CAPN PE ?", {"qui"}),
-        ("Je suis à Quimper, j'ai besoin de ma messagerie pro, c'est quel site ?", {"messagerie"}),
+        (
+            "Je suis à Quimper, j'ai besoin de ma messagerie pro, c'est quel site ?",
+            {"messagerie", "besoin"},
+        ),
         ("Mon mot de passe est refusé, pourquoi ?", set()),
     ],
 )
@@ -215,3 +218,16 @@ def test_results_of_earlier_elections_are_not_these_ones(reader, matcher):
     assert implied_topic(situation, False, "results") == "out_of_scope"
     current = read(reader, matcher, "Quand aurons-nous les résultats du vote ?")
     assert implied_topic(current, False, "results") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("De quoi j'aurai besoin le jour du vote ?", "how_to_vote"),
+        ("qu'est-ce qu'on me demandera pour renvoyer mon identifiant ?", "lost_voter_id"),
+        ("Qu'est-ce qu'il faut pour réinitialiser le mot de passe électeur ?",
+         "lost_voter_password"),
+    ],
+)  # fmt: skip
+def test_what_is_needed_is_answered_with_what_it_is_needed_for(reader, matcher, text, topic):
+    assert implied_topic(read(reader, matcher, text), False, "greet") == topic

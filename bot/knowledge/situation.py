@@ -25,6 +25,7 @@ ASKS_BALLOTS = "scrutins"  # which ballots someone votes in
 ASKS_WEBMAIL = "messagerie"  # the professional mailbox
 CORRECTING = "correction"  # something is wrong and should be corrected (a contest)
 EARLIER_ELECTIONS = "elections_passees"  # the question is about earlier elections (2014…)
+ASKS_NEEDS = "besoin"  # what the writer will need (« de quoi j'aurai besoin pour voter ? »)
 QUESTION_KINDS = {
     ASKS_BALLOTS: re.compile(
         r"(?<![a-z])(?:(?:je|il|elle|on|ils|elles|j) +(?:vote|votent|voterai|voterait)"
@@ -54,6 +55,12 @@ QUESTION_KINDS = {
         r"(?<![a-z])(?:2014|2011|2010|dernieres +elections|elections +precedentes|precedentes"
         r" +elections|la +derniere +fois|il +y +a +(?:4|quatre) +ans|derniere +election"
         r"|aux +dernieres|des +dernieres)(?![a-z])"
+    ),
+    ASKS_NEEDS: re.compile(
+        r"(?<![a-z])(?:besoin|faut +il|il +(?:me +)?faut|dois +je +avoir|que +dois +je +(?:avoir"
+        r"|preparer)|quoi +d +autre|preparer|sous +la +main|quelles? +infos?|quels? +codes?"
+        r"|qu +est +ce +qu +on +(?:me +)?demander[a-z]*|on +(?:me +)?demandera|demande +quoi"
+        r"|qu +est +ce +qu +il +faut|de +quoi)(?![a-z])"
     ),
     ASKS_WEBMAIL: re.compile(
         r"(?<![a-z])(?:messagerie|messageries|webmail|webmel|mails? +(?:pro|professionnels?"
@@ -155,7 +162,8 @@ class Situation:
     described: bool  # the categories come from a job description, not a name
     about_others: bool  # the writer asks for a colleague or a team
     comparison: bool  # the writer compares two categories or asks if they are the same
-    asks: frozenset[str] = frozenset()  # ASKS_BALLOTS, ASKS_WHO, ASKS_WEBMAIL
+    asks: frozenset[str] = frozenset()  # ASKS_BALLOTS, ASKS_WHO, ASKS_WEBMAIL…
+    needed_for: str | None = None  # with ASKS_NEEDS: the topic the need is for
 
 
 class SituationReader:
@@ -192,6 +200,7 @@ class SituationReader:
             about_others=bool(OTHERS.search(folded)) and not _self_named(folded, named),
             comparison=len(set(categories)) > 1 and comparing,
             asks=question_kinds(text),
+            needed_for=_needed_for(folded),
         )
 
     def described_categories(self, folded: str) -> tuple[str, ...]:
@@ -280,7 +289,41 @@ def implied_topic(
         return "who_votes_where"
     if situation.academie and ASKS_WEBMAIL in situation.asks:
         return "webmail_access"
+    if ASKS_NEEDS in situation.asks and situation.needed_for:
+        return situation.needed_for
     return None
+
+
+# What a « de quoi aurai-je besoin ? » is for: a new voter ID, a new password, or voting (the
+# first that the message names).
+NEEDED_FOR = (
+    (
+        "lost_voter_id",
+        re.compile(
+            r"(?<![a-z])(?:nouvel +identifiant|renvoyer +(?:mon|l|un)"
+            r" +identifiant|identifiant +(?:perdu|electeur +perdu)"
+            r"|redemander +(?:un|mon) +identifiant)"
+        ),
+    ),
+    (
+        "lost_voter_password",
+        re.compile(
+            r"(?<![a-z])(?:reinitialiser|mot +de +passe +oublie"
+            r"|nouveau +mot +de +passe)"
+        ),
+    ),
+    (
+        "how_to_vote",
+        re.compile(
+            r"(?<![a-z])(?:pour +voter|jour +du +vote|le +jour +j"
+            r"|au +moment +de +voter|voter +a +partir)"
+        ),
+    ),
+)
+
+
+def _needed_for(folded: str) -> str | None:
+    return next((topic for topic, words in NEEDED_FOR if words.search(folded)), None)
 
 
 def current_academie(text: str, matches: list[Match]) -> tuple[str | None, tuple[str, ...]]:
