@@ -73,13 +73,6 @@ def vault_ttl_seconds() -> int:
     return int(os.environ.get("BOT_VAULT_TTL_SECONDS", "900"))
 
 
-def rate_limit() -> tuple[int, int]:
-    """Messages per minute and burst allowed to one sender (`GATEWAY_RATE_PER_MINUTE`,
-    `GATEWAY_RATE_BURST`; default 30 and 10)."""
-    per_minute = int(os.environ.get("GATEWAY_RATE_PER_MINUTE", "30"))
-    return per_minute, int(os.environ.get("GATEWAY_RATE_BURST", "10"))
-
-
 def rasa_channel_headers() -> dict[str, str]:
     """Headers of the gateway's calls to its Rasa channel (`GATEWAY_RASA_TOKEN`, if set)."""
     token = os.environ.get("GATEWAY_RASA_TOKEN", "")
