@@ -34,10 +34,10 @@ INPUTS = ("config.yml", "domain.yml", "requirements.lock", "data", "bot/nlu")
 MODELS = REPO_ROOT / "models"
 # scripts/lib.sh writes how long the last `pip install -r requirements.lock` took here.
 INSTALL_SECONDS = REPO_ROOT / "var" / "install-seconds"
-# Estimates used when nothing was measured on this machine yet (issue 16: a fresh 2-core machine,
-# 2026-12-07: about 3 minutes of install, 1,239 s of training with 60 DIET epochs).
+# Estimates used when nothing was measured on this machine yet (2 cores, 2026-12-07: about
+# 3 minutes of install; 761 s of training from scratch at 20 DIET epochs, on shared cores).
 FALLBACK_INSTALL_SECONDS = 180.0
-FALLBACK_TRAIN_SECONDS = 1239.0
+FALLBACK_TRAIN_SECONDS = 761.0
 
 
 def fingerprint(root: Path = REPO_ROOT) -> str:
