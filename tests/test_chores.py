@@ -13,6 +13,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.actions.chores import (
+    PENDING_SLOT,
+    RESET_FORM,
     ActionAskReissueConfirmed,
     ActionCancelChore,
     ActionCorrectValue,
@@ -22,10 +24,11 @@ from bot.actions.chores import (
     ActionSubmitVoterIdReissue,
     ChoreServices,
 )
+from bot.answers import chore_wording as say
 from bot.knowledge import Knowledge, make_engine
 from bot.local_stack import free_port
 from bot.personal_data.vault import Vault
-from bot.portal.client import PortalClient
+from bot.portal.client import PortalClient, PortalUnavailable, ResetOutcome, ResetStatus
 from tests.actions_helpers import run, said, tracker
 
 
@@ -156,3 +159,48 @@ def test_the_reissue_offer_reads_its_deadline_and_limit_from_the_kb(monkeypatch,
     text = said(run(ActionOfferVoterIdReissue(services), tracker("lost_voter_id"))[0])
     assert "7 décembre 2018 à 18h" in text and "5 fois au plus" in text
     assert "6 décembre" not in text and "3 fois" not in text
+
+
+class FlakyPortal(PortalClient):
+    """A portal whose first answers are lost (as after a timeout); it records each key."""
+
+    def __init__(self, lost: int) -> None:
+        super().__init__(f"http://127.0.0.1:{free_port()}", "token", timeout=1.0)
+        self.lost, self.keys = lost, []
+
+    async def request_password_reset(self, email: str, idempotency_key: str) -> ResetOutcome:
+        self.keys.append(idempotency_key)
+        if len(self.keys) <= self.lost:
+            raise PortalUnavailable("timeout")
+        return ResetOutcome(ResetStatus.ACCEPTED)
+
+
+def test_a_request_the_portal_did_not_answer_keeps_its_key_whatever_the_wording(
+    monkeypatch, knowledge, vault
+):
+    """The exactly-one-e-mail guarantee rests on a slot, not on the sentence said to the voter."""
+    monkeypatch.setenv("BOT_NOW", "2018-11-30T12:00")
+    monkeypatch.setattr(say, "PORTAL_DOWN", "Le portail est indisponible, réessayez plus tard.")
+    portal = FlakyPortal(lost=1)
+    services = ChoreServices(knowledge, vault, portal)
+    address = "marie.dupont@ac-lyon.fr"
+
+    def submit(started: float, slots: dict) -> dict:
+        vault.put("test-user", {"email": address})
+        start = [{"event": "active_loop", "name": RESET_FORM, "timestamp": started}]
+        messages, events = run(
+            ActionSubmitPasswordReset(services),
+            tracker("inform", "x", slots=slots, events=start),
+        )
+        return {"said": said(messages), **slot_events(events)}
+
+    lost = submit(100.0, {})
+    assert "indisponible" in lost["said"]
+    assert lost[PENDING_SLOT] == {RESET_FORM: "100.0"}
+    # Asked again in a new form with the same address: the same key, so the portal replays.
+    again = submit(200.0, {PENDING_SLOT: lost[PENDING_SLOT]})
+    assert portal.keys[1] == portal.keys[0]
+    assert "lien" in again["said"] and again[PENDING_SLOT] is None
+    # Once answered, a new request is a new one.
+    submit(300.0, {})
+    assert portal.keys[2] != portal.keys[0]

@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bot.answers.handoff import REASON_ASKED
 from bot.config import REPO_ROOT
 from bot.gateway import console
 from bot.gateway.app import create_app, sender_id
@@ -152,7 +153,7 @@ class Bench:
     ) -> int:
         """A user asked for a person (the NLU saw `ask_human`), then wrote to the agent."""
         await self.desk.record_exchange(conversation_id, question, TurnNlu("ask_human", 0.97), [])
-        await self.desk.request_handoff(conversation_id, models.REASON_ASKED)
+        await self.desk.request_handoff(conversation_id, REASON_ASKED)
         await self.desk.while_paused(conversation_id, models.WAITING, "je n'arrive pas à voter")
         handoff = self.store.open_handoff_of(conversation_id)
         assert handoff is not None

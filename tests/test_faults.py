@@ -33,7 +33,7 @@ pytestmark = pytest.mark.live
 
 DURING_THE_VOTE = {"BOT_NOW": "2018-11-30T12:00"}
 SERVICE_ERROR = "un incident technique m'empêche de répondre"  # domain.yml utter_service_error
-PORTAL_DOWN = "Le service d'envoi ne répond pas"  # bot/actions/chore_wording.py PORTAL_DOWN
+PORTAL_DOWN = "Le service d'envoi ne répond pas"  # bot/answers/chore_wording.py PORTAL_DOWN
 # What the user may read while a database is down: Rasa's tracker store fails (the gateway's
 # "unavailable"), an action fails (the service-error sentence), or the gateway's vault fails
 # (bot/gateway/security.py's generic French error).

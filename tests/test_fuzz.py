@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.answers.handoff import REASON_ASKED
 from bot.channels.slack import EVENTS_PATH, INTERACTIVE_PATH, SLACK, SlackSettings, setup_slack
 from bot.channels.telegram import ROUTE, SECRET_HEADER, TELEGRAM, TelegramSettings, setup_telegram
 from bot.config import REPO_ROOT
@@ -558,7 +559,7 @@ async def handoff_taken_by_alice(edge: Edge) -> None:
     """A user asked for a person, alice took the conversation."""
     desk = edge.app[DESK]
     await desk.record_exchange(WAITING_CONVERSATION, "un conseiller", TurnNlu("ask_human", 0.9), [])
-    await desk.request_handoff(WAITING_CONVERSATION, models.REASON_ASKED)
+    await desk.request_handoff(WAITING_CONVERSATION, REASON_ASKED)
     handoff = desk.store.open_handoff_of(WAITING_CONVERSATION)
     assert handoff is not None
     reply = await edge.client.post(

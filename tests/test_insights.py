@@ -21,6 +21,7 @@ from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.answers.handoff import REASON_ASKED, REASON_MISUNDERSTOOD
 from bot.config import REPO_ROOT
 from bot.knowledge import load_kb, make_engine
 from bot.local_stack import LocalStack
@@ -33,7 +34,6 @@ from bot.support.insights import (
     plot_png,
     write_report,
 )
-from bot.support.models import REASON_ASKED, REASON_MISUNDERSTOOD
 from bot.support.store import SupportStore, TurnNlu
 from bot.training import ensure_model
 from tests.conftest import texts

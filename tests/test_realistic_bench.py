@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from bench.realistic import SETS, judge, read_answer, rendered_answers
-from bot.actions import wording
+from bot.answers import wording
 
 OUT_OF_SCOPE = yaml.safe_load((SETS.parent.parent / "domain.yml").read_text())["responses"][
     "utter_out_of_scope"

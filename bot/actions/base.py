@@ -5,16 +5,17 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.answers import local_now
 from bot.knowledge import Knowledge, default_knowledge
-from bot.knowledge.clock import now
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["KnowledgeAction", "latest_entity", "latest_intent", "local_now"]
 
 
 class KnowledgeAction(Action, abc.ABC):
@@ -50,11 +51,6 @@ class KnowledgeAction(Action, abc.ABC):
 
     def _answer(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
         return self.answer(self._knowledge or default_knowledge(), dispatcher, tracker)
-
-
-def local_now(knowledge: Knowledge) -> datetime:
-    """Naive local time in the knowledge base's time zone (pinned by `BOT_NOW`)."""
-    return now(knowledge.timezone).replace(tzinfo=None)
 
 
 def latest_intent(tracker: Tracker) -> str | None:

@@ -20,8 +20,8 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions import chore_wording as say
 from bot.actions.base import latest_entity, latest_intent, local_now
+from bot.answers import chore_wording as say
 from bot.knowledge import Knowledge, default_knowledge
 from bot.knowledge.store import Period
 from bot.personal_data import parsing
@@ -146,29 +146,52 @@ def not_an_answer(tracker: Tracker) -> bool:
     )
 
 
-SUBMIT_ACTIONS = {
-    REISSUE_FORM: "action_submit_voter_id_reissue",
-    RESET_FORM: "action_submit_password_reset",
-}
+# The requests the portal did not answer, by form: {form: when that request's form started}.
+PENDING_SLOT = "chore_pending"
 
 
-def idempotency_key(tracker: Tracker, form: str, *values: str) -> str:
+def pending_requests(tracker: Tracker) -> dict[str, str]:
+    pending = tracker.get_slot(PENDING_SLOT)
+    return dict(pending) if isinstance(pending, dict) else {}
+
+
+def request_start(tracker: Tracker, form: str) -> str:
+    """When the request being sent began: the start of the form, or the start of an earlier
+    request of this form that the portal did not answer."""
+    pending = pending_requests(tracker).get(form)
+    if pending:
+        return pending
+    starts = [
+        str(event.get("timestamp"))
+        for event in tracker.events
+        if event.get("event") == "active_loop" and event.get("name") == form
+    ]
+    return starts[-1] if starts else ""
+
+
+def idempotency_key(tracker: Tracker, form: str, started: str, *values: str) -> str:
     """One key per request: the same request sent twice (a retry, a double click) is sent once.
 
-    A request the portal did not answer (timeout, error) may still have been carried out: when
-    the voter then asks again with the same `values`, the request keeps that earlier key, so the
-    portal replays what it did instead of sending a second SMS."""
-    started, unanswered, submitting = "", False, False
-    for event in tracker.events:
-        kind = event.get("event")
-        if kind == "active_loop" and event.get("name") == form and not unanswered:
-            started = str(event.get("timestamp"))
-        elif kind == "action":
-            submitting = event.get("name") == SUBMIT_ACTIONS[form]
-        elif kind == "bot" and submitting:
-            unanswered, submitting = event.get("text") == say.PORTAL_DOWN, False
+    A request the portal did not answer (timeout, error) may still have been carried out: it
+    stays pending (`still_pending`), and when the voter then asks again with the same `values`
+    the request keeps that earlier `started`, so the portal replays what it did instead of
+    sending a second SMS."""
     request = "|".join(hashlib.sha256(v.encode()).hexdigest() for v in values)
     return hashlib.sha256(f"{tracker.sender_id}|{form}|{started}|{request}".encode()).hexdigest()
+
+
+def still_pending(tracker: Tracker, form: str, started: str) -> dict[str, Any]:
+    """The event that keeps an unanswered request of `form` pending."""
+    return SlotSet(PENDING_SLOT, {**pending_requests(tracker), form: started})
+
+
+def answered(tracker: Tracker, form: str) -> list[dict[str, Any]]:
+    """The events that close the pending request of `form`, once the portal answered one."""
+    pending = pending_requests(tracker)
+    if form not in pending:
+        return []
+    del pending[form]
+    return [SlotSet(PENDING_SLOT, pending or None)]
 
 
 def minutes_until(deadline: float) -> int:
@@ -441,18 +464,20 @@ class ActionSubmitVoterIdReissue(ChoreAction):
         if not (phone.ok and numen.ok and born.ok):
             dispatcher.utter_message(text=say.EXPIRED)
             return events
+        started = request_start(tracker, REISSUE_FORM)
+        key = idempotency_key(tracker, REISSUE_FORM, started, numen.value, born.value, phone.value)
         try:
             outcome = await self.services.portal.request_voter_id_reissue(
-                numen.value, date.fromisoformat(born.value), phone.value,
-                idempotency_key(tracker, REISSUE_FORM, numen.value, born.value, phone.value),
-            )  # fmt: skip
+                numen.value, date.fromisoformat(born.value), phone.value, key
+            )
         except PortalUnavailable:
             logger.warning("portal unavailable for a voter-ID reissue")
             dispatcher.utter_message(text=say.PORTAL_DOWN)
-            return events
+            return [*events, still_pending(tracker, REISSUE_FORM, started)]
         finally:
             await asyncio.to_thread(vault.forget, sender)
         logger.info("voter-ID reissue: %s", outcome.status.value)
+        events += answered(tracker, REISSUE_FORM)
         max_requests = await asyncio.to_thread(knowledge.rule, "identifiant_demandes_max")
         if outcome.status == ReissueStatus.SENT:
             dispatcher.utter_message(
@@ -493,17 +518,19 @@ class ActionSubmitPasswordReset(ChoreAction):
         if not email.ok:
             dispatcher.utter_message(text=say.EXPIRED)
             return events
+        started = request_start(tracker, RESET_FORM)
         try:
             outcome = await self.services.portal.request_password_reset(
-                email.value, idempotency_key(tracker, RESET_FORM, email.value)
+                email.value, idempotency_key(tracker, RESET_FORM, started, email.value)
             )
         except PortalUnavailable:
             logger.warning("portal unavailable for a password reset")
             dispatcher.utter_message(text=say.PORTAL_DOWN)
-            return events
+            return [*events, still_pending(tracker, RESET_FORM, started)]
         finally:
             await asyncio.to_thread(self.services.vault.forget, sender)
         logger.info("password reset: %s", outcome.status.value)
+        events += answered(tracker, RESET_FORM)
         if outcome.status == ResetStatus.RATE_LIMITED:
             dispatcher.utter_message(
                 text=say.reset_rate_limited(

@@ -7,12 +7,11 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions import wording
-from bot.actions.base import KnowledgeAction, latest_intent, local_now
-from bot.actions.handoff import handoff_payload
-from bot.actions.lookup import scrutin_voters_reply
+from bot.actions.base import KnowledgeAction, latest_intent
+from bot.actions.lookup import answer_message
+from bot.answers import wording
+from bot.answers.handoff import REASON_MISUNDERSTOOD, payload
 from bot.knowledge import Knowledge
-from bot.support.models import REASON_MISUNDERSTOOD
 
 # The topics offered first in the help menu: the chores that flood the support desks.
 HELP_BUTTONS = (
@@ -43,20 +42,7 @@ class ActionAnswerFaq(KnowledgeAction):
     def answer(
         self, knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
-        intent = latest_intent(tracker)
-        if intent == "what_is_scrutin":
-            named = set(tracker.get_latest_entity_values("scrutin"))
-            # One scrutin named: what it is and who votes in it; several: the general answer.
-            text = scrutin_voters_reply(knowledge, named.pop()) if len(named) == 1 else None
-            if text:
-                dispatcher.utter_message(text=text)
-                return []
-        answer = knowledge.answer(intent or "")
-        if answer is None:
-            dispatcher.utter_message(response="utter_default")
-            return []
-        dispatcher.utter_message(text=wording.answer_with_status(answer, local_now(knowledge)))
-        return []
+        return answer_message(knowledge, dispatcher, tracker, latest_intent(tracker) or "")
 
 
 class ActionHelp(KnowledgeAction):
@@ -103,7 +89,7 @@ class ActionClarify(KnowledgeAction):
             )
             return []
         if unanswered_in_a_row(tracker) >= UNANSWERED_BEFORE_HANDOFF:
-            dispatcher.utter_message(json_message=handoff_payload(REASON_MISUNDERSTOOD))
+            dispatcher.utter_message(json_message=payload(REASON_MISUNDERSTOOD))
             return []
         if _previous_action(tracker) == self.name():
             send_help(
@@ -154,7 +140,7 @@ class ActionOutOfScope(Action):
     ) -> list[dict[str, Any]]:
         dispatcher.utter_message(response="utter_out_of_scope")
         if unanswered_in_a_row(tracker) >= UNANSWERED_BEFORE_HANDOFF:
-            dispatcher.utter_message(json_message=handoff_payload(REASON_MISUNDERSTOOD))
+            dispatcher.utter_message(json_message=payload(REASON_MISUNDERSTOOD))
         return []
 
 

@@ -1,8 +1,8 @@
 """Handing the conversation to a human agent.
 
-The action only asks: it sends a custom payload `{"handoff": reason}` that the gateway turns into
-a handoff request (queue, pause of the assistant, what the user is told). A chore in progress is
-abandoned and what the user typed for it is forgotten.
+The action only asks: it sends the custom payload of `bot.answers.handoff`, which the gateway
+turns into a handoff request (queue, pause of the assistant, what the user is told). A chore in
+progress is abandoned and what the user typed for it is forgotten.
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ from rasa_sdk.events import ActiveLoop
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.chores import clear_chore_slots
+from bot.answers.handoff import REASON_ASKED, payload
 from bot.personal_data.vault import Vault, default_vault
-from bot.support.models import REASON_ASKED
-
-
-def handoff_payload(reason: str) -> dict[str, str]:
-    return {"handoff": reason}
 
 
 class ActionRequestHuman(Action):
@@ -33,7 +29,7 @@ class ActionRequestHuman(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        dispatcher.utter_message(json_message=handoff_payload(REASON_ASKED))
+        dispatcher.utter_message(json_message=payload(REASON_ASKED))
         if not (tracker.active_loop or {}).get("name"):
             return []
         await asyncio.to_thread((self._vault or default_vault()).forget, tracker.sender_id)

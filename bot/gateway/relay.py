@@ -25,6 +25,7 @@ from aiohttp import ClientError, ClientSession
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import config
+from bot.answers import handoff
 from bot.gateway.limits import CHORE_KINDS, ChoreLimits, GatewayLimits, RateLimiter
 from bot.gateway.turns import ConversationTurns
 from bot.personal_data.redaction import redact
@@ -314,11 +315,11 @@ def _nlu(value: Any) -> TurnNlu | None:
 
 def bot_message(message: dict[str, Any]) -> dict[str, Any]:
     """A message of Rasa's channel, reduced to text and buttons (both strings), or to the
-    request for a human (`{"handoff": reason}`, a custom payload of `action_request_human`)."""
+    request for a human (`{"handoff": reason}`, read from the actions' custom payload)."""
     out: dict[str, Any] = {}
-    custom = message.get("custom")
-    if isinstance(custom, dict) and isinstance(custom.get("handoff"), str):
-        out["handoff"] = custom["handoff"]
+    reason = handoff.reason_of(message.get("custom"))
+    if reason is not None:
+        out["handoff"] = reason
     if isinstance(message.get("text"), str):
         out["text"] = message["text"]
     buttons = message.get("buttons")

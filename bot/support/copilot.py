@@ -6,8 +6,8 @@ look-ups for what the question names (an académie's webmail, a staff category's
 scrutin's voters). The question is redacted like any user message, then understood twice at once:
 by the Rasa server's NLU-only endpoint (`/webhooks/gateway/parse`, which never touches a
 conversation, so asking for a suggestion never changes the user's) and by the TF-IDF search of
-the knowledge base's answers. Answers are worded by the functions the assistant's own actions
-use, so they state exactly what `kb/faq_fr.md` states at this moment. When the NLU does not
+the knowledge base's answers. Each answer is `bot.answers.reply`'s, what the assistant's own
+actions say, so it states exactly what `kb/faq_fr.md` states at this moment. When the NLU does not
 answer, the search and the look-ups (names matched directly in the text, as the NLU's extractor
 would) still do, flagged `nlu: false`.
 """
@@ -24,15 +24,8 @@ from typing import Any
 import aiohttp
 
 from bot import config
-from bot.actions import wording
-from bot.actions.base import local_now
-from bot.actions.lookup import (
-    eligibility_reply,
-    scrutin_voters_reply,
-    webmail_question,
-    webmail_reply,
-    who_votes_question,
-)
+from bot.answers import local_now, reply, wording
+from bot.answers.replies import eligibility_reply, webmail_reply
 from bot.knowledge import Knowledge
 from bot.knowledge.kb_file import read_kb
 from bot.knowledge.matching import EntityMatcher
@@ -135,56 +128,37 @@ class Copilot:
     ) -> Suggestions:
         entities = self._entities(question, parsed)
         titles = {k: t for k, t in self._knowledge.answer_titles() if k not in NOT_SUGGESTED}
-        # Like the assistant's actions, an answer uses the first name of each kind.
-        named: dict[str, str] = {}
-        for entity, value in entities:
-            named.setdefault(entity, value)
+        now = local_now(self._knowledge)
         picked: list[Suggestion] = []
         for key, confidence, kind in _candidates(parsed, hits, titles):
             if any(s.key == key for s in picked):
                 continue
-            picked.append(Suggestion(self._reply(key, named), confidence, titles[key], key, kind))
+            # What the assistant answers to this intent for this message, as its actions do.
+            answer = reply(self._knowledge, key, entities, now, text=question)
+            if answer.text is None:  # a response of the dialogue: nothing for an agent to send
+                continue
+            picked.append(Suggestion(answer.text, confidence, titles[key], key, kind))
             if len(picked) == SUGGESTIONS:
                 break
-        return Suggestions(question, tuple(picked), self._lookups(entities), parsed is not None)
+        names = [(e["entity"], e["value"]) for e in entities]  # a look-up for every name
+        return Suggestions(
+            question, tuple(picked), self._lookups(list(dict.fromkeys(names))), parsed is not None
+        )
 
-    def _entities(self, question: str, parsed: dict[str, Any] | None) -> list[tuple[str, str]]:
-        """(entity, canonical value) named in the question, in order, each once."""
+    def _entities(self, question: str, parsed: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The names of the question as the NLU gives them (entity, value, role), in order;
+        without the NLU, the knowledge base's names matched directly in the text."""
         if parsed is not None:
-            found = [
-                (e.get("entity"), e.get("value"))
+            return [
+                e
                 for e in parsed.get("entities") or []
-                if isinstance(e, dict) and isinstance(e.get("value"), str)
+                if isinstance(e, dict)
+                and isinstance(e.get("entity"), str)
+                and isinstance(e.get("value"), str)
             ]
-        else:
-            if self._matcher is None:
-                self._matcher = EntityMatcher.from_kb(read_kb(config.kb_path()))
-            found = [(m.entity, m.value) for m in self._matcher.find(question)]
-        return list(dict.fromkeys(found))
-
-    def _reply(self, key: str, named: dict[str, str]) -> str:
-        """What the assistant answers to intent `key` with the first of each entity `named`
-        (the assistant's actions: ActionAnswerFaq, ActionWebmail, ActionWhoVotes)."""
-        knowledge = self._knowledge
-        if key == "webmail_access":
-            academie = knowledge.academie(named["academie"]) if "academie" in named else None
-            return webmail_reply(knowledge, academie) if academie else webmail_question(knowledge)
-        if key == "who_votes_where":
-            if "categorie" in named:
-                category = named["categorie"]
-                if len(knowledge.categories_named(category)) > 1:
-                    return wording.ambiguous_category(category)
-                text = eligibility_reply(knowledge, category)
-            elif "scrutin" in named:
-                text = scrutin_voters_reply(knowledge, named["scrutin"])
-            else:
-                text = None
-            return text or who_votes_question(knowledge)
-        if key == "what_is_scrutin" and "scrutin" in named:
-            text = scrutin_voters_reply(knowledge, named["scrutin"])
-            if text:
-                return text
-        return wording.answer_with_status(knowledge.answer(key), local_now(knowledge))
+        if self._matcher is None:
+            self._matcher = EntityMatcher.from_kb(read_kb(config.kb_path()))
+        return [{"entity": m.entity, "value": m.value} for m in self._matcher.find(question)]
 
     def _lookups(self, entities: list[tuple[str, str]]) -> tuple[Lookup, ...]:
         found: dict[tuple[str, str], Lookup] = {}

@@ -33,11 +33,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bot.answers.handoff import REASON_ASKED, REASON_MISUNDERSTOOD
 from bot.knowledge import Knowledge
 from bot.knowledge.matching import fold_key
 from bot.personal_data.redaction import redact
 from bot.support import models
-from bot.support.models import REASON_ASKED, REASON_MISUNDERSTOOD, USER
+from bot.support.models import USER
 
 FALLBACK_INTENT = "nlu_fallback"  # Rasa's FallbackClassifier: the classifier was unsure
 OUT_OF_SCOPE_INTENT = "out_of_scope"

@@ -31,9 +31,6 @@ Base = declarative_base()
 BOT, WAITING, AGENT = "bot", "waiting", "agent"
 # Turn roles.
 USER, ASSISTANT, HUMAN, SYSTEM = "user", "bot", "agent", "system"
-# Why a conversation was handed to a human.
-REASON_ASKED = "demande"  # the user asked for a person
-REASON_MISUNDERSTOOD = "incompris"  # the assistant failed to understand several times in a row
 
 
 def utcnow() -> datetime:

@@ -5,7 +5,7 @@ Facts (limits, dates, address format) come from the knowledge base and are passe
 
 from __future__ import annotations
 
-from bot.actions.wording import PARIS, intent_button
+from bot.answers.wording import PARIS, intent_button
 from bot.knowledge.store import Period
 from bot.personal_data.parsing import Parsed
 
