@@ -1,0 +1,104 @@
+"""Every FAQ topic of the knowledge base is complete in Rasa's files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.actions.chores import SIDE_QUESTIONS
+from bot.config import REPO_ROOT
+from bot.knowledge import topics
+from tests.test_actions import FAQ_INTENTS
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    """A copy of the files the check reads."""
+    for folder in ("kb", "data"):
+        shutil.copytree(REPO_ROOT / folder, tmp_path / folder)
+    shutil.copy(REPO_ROOT / "domain.yml", tmp_path / "domain.yml")
+    (tmp_path / "tests").mkdir()
+    shutil.copy(REPO_ROOT / topics.TEST_STORIES_FILE, tmp_path / topics.TEST_STORIES_FILE)
+    return tmp_path
+
+
+def add_section(root: Path, title: str, key: str) -> None:
+    kb = root / topics.KB_FILE
+    section = f"\n### {title}\n<!-- id: {key} -->\nUne réponse.\n"
+    kb.write_text(kb.read_text(encoding="utf-8") + section, encoding="utf-8")
+
+
+def test_every_topic_of_the_knowledge_base_is_complete_in_rasas_files():
+    missing = topics.check(REPO_ROOT)
+    assert missing == [], "\n".join(missing)
+
+
+def test_the_side_questions_and_faq_intents_are_todays_hand_written_ones():
+    assert topics.side_questions() == SIDE_QUESTIONS
+    assert set(topics.faq_action_topics()) == set(FAQ_INTENTS)
+
+
+def test_a_section_alone_is_reported_with_every_piece_it_misses(project):
+    add_section(project, "Bureaux de vote", "polling_stations")
+    section = "kb/faq_fr.md section `polling_stations`"
+    assert topics.check(project) == [
+        f"{section} has no intent `polling_stations` in domain.yml",
+        f"{section} has no examples in data/nlu.yml or data/nlu/",
+        f"{section} has no rule answering it in data/rules/faq.yml",
+        f"{section} has no side-question rule during password_reset_form in data/rules/chores.yml",
+        f"{section} has no side-question rule during voter_id_reissue_form in "
+        "data/rules/chores.yml",
+        f"{section} has no test story in tests/test_stories.yml",
+    ]
+
+
+def test_a_rule_answering_from_a_missing_section_is_reported(project):
+    kb = project / topics.KB_FILE
+    text = kb.read_text(encoding="utf-8")
+    without_results = re.sub(r"### Résultats\n.*?(?=### )", "", text, count=1, flags=re.DOTALL)
+    assert without_results != text
+    kb.write_text(without_results, encoding="utf-8")
+    missing = topics.check(project)
+    assert (
+        "data/rules/faq.yml rule `results` answers intent `results` with action_answer_faq, "
+        "but kb/faq_fr.md has no section `results`"
+    ) in missing
+    assert (
+        "data/rules/chores.yml rule `results during voter_id_reissue_form` answers intent "
+        "`results` with action_answer_faq, but kb/faq_fr.md has no section `results`"
+    ) in missing
+
+
+def test_a_section_id_written_twice_is_reported(project):
+    add_section(project, "Résultats, encore", "results")
+    assert topics.check(project) == ["kb/faq_fr.md has the section id `results` twice"]
+
+
+def test_a_malformed_knowledge_base_is_one_readable_line(project):
+    kb = project / topics.KB_FILE
+    kb.write_text(kb.read_text(encoding="utf-8").replace("<!-- id: results -->", ""), "utf-8")
+    [line] = topics.check(project)
+    assert line.startswith("kb/faq_fr.md: ") and "Résultats" in line
+
+
+def test_the_command_prints_the_list_and_fails_when_a_piece_is_missing(project, capsys):
+    add_section(project, "Bureaux de vote", "polling_stations")
+    assert topics.main(project) == 1
+    out = capsys.readouterr().out
+    assert "- kb/faq_fr.md section `polling_stations` has no intent `polling_stations`" in out
+
+
+def test_the_command_succeeds_on_the_repository():
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.knowledge.topics"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Every topic of kb/faq_fr.md is complete" in result.stdout
