@@ -1,4 +1,4 @@
-"""Every FAQ topic of the knowledge base is complete in Rasa's files."""
+"""Every FAQ topic of the knowledge base is complete in Rasa's files, and adding one is a walk."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ from bot.actions.chores import not_an_answer
 from bot.config import REPO_ROOT
 from bot.knowledge import topics
 from tests.actions_helpers import tracker
+
+DOC = REPO_ROOT / "docs" / "adding-a-topic.md"
+# A numbered step of the document names its file in backticks; its first code block is the text.
+STEP = re.compile(r"^## \d+\. .*`([^`]+)`$", re.MULTILINE)
+CODE_BLOCK = re.compile(r"^```[a-z]*\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
 @pytest.fixture()
@@ -31,6 +36,29 @@ def add_section(root: Path, title: str, key: str) -> None:
     kb = root / topics.KB_FILE
     section = f"\n### {title}\n<!-- id: {key} -->\nUne réponse.\n"
     kb.write_text(kb.read_text(encoding="utf-8") + section, encoding="utf-8")
+
+
+def doc_steps() -> list[tuple[str, str]]:
+    """(file, text to add) of each numbered step of docs/adding-a-topic.md, in order."""
+    text = DOC.read_text(encoding="utf-8")
+    heads = list(STEP.finditer(text))
+    ends = [h.start() for h in heads[1:]] + [len(text)]
+    steps = []
+    for head, end in zip(heads, ends, strict=True):
+        steps.append((head.group(1), CODE_BLOCK.search(text, head.end(), end).group(1)))
+    return steps
+
+
+def follow(root: Path, name: str, snippet: str) -> None:
+    """Add `snippet` where the document says: under `intents:` in domain.yml, else at the end."""
+    path = root / name
+    text = path.read_text(encoding="utf-8")
+    if name == topics.DOMAIN_FILE:
+        assert "\nintents:\n" in text
+        text = text.replace("\nintents:\n", "\nintents:\n" + snippet, 1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + snippet
+    path.write_text(text, encoding="utf-8")
 
 
 def test_every_topic_of_the_knowledge_base_is_complete_in_rasas_files():
@@ -84,6 +112,29 @@ def test_a_malformed_knowledge_base_is_one_readable_line(project):
     kb.write_text(kb.read_text(encoding="utf-8").replace("<!-- id: results -->", ""), "utf-8")
     [line] = topics.check(project)
     assert line.startswith("kb/faq_fr.md: ") and "Résultats" in line
+
+
+def test_following_the_document_adds_a_complete_topic(project):
+    steps = doc_steps()
+    assert [name for name, _ in steps] == [
+        topics.KB_FILE,
+        topics.DOMAIN_FILE,
+        "data/nlu.yml",
+        "data/rules/faq.yml",
+        "data/rules/chores.yml",
+        topics.TEST_STORIES_FILE,
+    ]
+    for name, snippet in steps:
+        follow(project, name, snippet)
+    new = set(topics.topic_keys(project)) - set(topics.topic_keys(REPO_ROOT))
+    assert len(new) == 1
+    assert topics.check(project) == []
+    assert new <= topics.side_questions(project)
+    assert new <= set(topics.faq_action_topics(project))
+
+
+def test_the_document_gives_the_command_that_runs_the_check():
+    assert "python -m bot.knowledge.topics" in DOC.read_text(encoding="utf-8")
 
 
 def test_the_command_prints_the_list_and_fails_when_a_piece_is_missing(project, capsys):
