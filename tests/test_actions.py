@@ -18,16 +18,13 @@ from bot.actions import (
 )
 from bot.actions.handoff import ActionRequestHuman
 from bot.knowledge import Knowledge, make_engine
+from bot.knowledge.topics import faq_action_topics
 from bot.personal_data.vault import Vault
 from tests.actions_helpers import run, said, tracker
 from tests.test_kb_file import SEED_SCRUTINS
 
-FAQ_INTENTS = [
-    "create_password", "password_rules", "access_voter_space", "voter_space_features",
-    "creation_email_not_received", "lost_voter_password", "lost_voter_id", "what_is_scrutin",
-    "voting_dates", "how_to_vote", "contest", "candidate_lists", "electoral_lists", "results",
-    "what_is_numen",
-]  # fmt: skip
+# Every topic of kb/faq_fr.md that a rule or a story answers with action_answer_faq.
+FAQ_INTENTS = faq_action_topics()
 
 
 @pytest.mark.parametrize("intent", FAQ_INTENTS)

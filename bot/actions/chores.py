@@ -24,6 +24,7 @@ from bot.actions.base import latest_entity, latest_intent, local_now
 from bot.answers import chore_wording as say
 from bot.knowledge import Knowledge, default_knowledge
 from bot.knowledge.store import Period
+from bot.knowledge.topics import side_questions
 from bot.personal_data import parsing
 from bot.personal_data.redaction import EMAIL_LOCAL_PLACEHOLDER, PLACEHOLDERS
 from bot.personal_data.vault import Vault, default_vault
@@ -44,13 +45,7 @@ CHORE_SLOTS = (*REISSUE_SLOTS, "reissue_confirmed", "reset_email", "chore_failur
 # classifier is sure and the message holds no value: "bof" typed for a phone number is an answer
 # to check, even if the classifier thinks it is small talk.
 INTERRUPTIONS = {"cancel", "correct_value", "password_shared", "goodbye"}
-SIDE_QUESTIONS = {
-    "create_password", "password_rules", "access_voter_space", "voter_space_features",
-    "creation_email_not_received", "lost_voter_password", "lost_voter_id", "what_is_scrutin",
-    "voting_dates", "how_to_vote", "contest", "candidate_lists", "electoral_lists", "results",
-    "what_is_numen", "webmail_access", "who_votes_where", "help", "ask_human", "bot_challenge",
-    "greet", "thank", "chitchat",
-}  # fmt: skip
+SIDE_QUESTIONS = side_questions()  # every topic of kb/faq_fr.md, and small talk
 SIDE_QUESTION_CONFIDENCE = 0.8
 YES_WORDS = {"ok", "okay", "oki", "oui", "ouais", "yes", "d'accord", "daccord", "go"}
 FAILURES_BEFORE_WAY_OUT = 3
