@@ -18,6 +18,15 @@ from cryptography.fernet import Fernet
 from bot.config import REPO_ROOT
 
 VENV_BIN = Path(sys.executable).parent
+# The gateway runs in its own environment (requirements-gateway.lock: a current aiohttp, no
+# Rasa), made by scripts/run and scripts/test; the main one only where it was never made.
+GATEWAY_VENV_PYTHON = REPO_ROOT / ".venv-gateway" / "bin" / "python"
+
+
+def gateway_python() -> str:
+    return str(GATEWAY_VENV_PYTHON) if GATEWAY_VENV_PYTHON.exists() else sys.executable
+
+
 # The gateway's limits (bot/gateway/limits.py) raised for scripted voters on one address.
 TEST_LIMITS = {
     "GATEWAY_RATE_PER_MINUTE": "6000",
@@ -144,7 +153,7 @@ class LocalStack:
             ),
             "rasa": (rasa, {}, f"{self.url}/"),
             "gateway": (
-                [sys.executable, "-m", "bot.gateway.app", "--port", str(self.gateway_port)],
+                [gateway_python(), "-m", "bot.gateway.app", "--port", str(self.gateway_port)],
                 {},
                 f"{self.gateway_url}/health",
             ),

@@ -28,9 +28,14 @@ MSG
   return 1
 }
 
-venv_is_current() {
-  [ -x "$PY" ] && [ "$(cat "$VENV/.installed" 2>/dev/null)" = "$(sha256sum requirements.lock | cut -c1-16)" ]
+GATEWAY_VENV="$ROOT/.venv-gateway"
+GATEWAY_PY="$GATEWAY_VENV/bin/python"
+
+# An environment is current when it was installed from its lock file as it is now.
+_env_is_current() { # venv, lock
+  [ -x "$1/bin/python" ] && [ "$(cat "$1/.installed" 2>/dev/null)" = "$(sha256sum "$2" | cut -c1-16)" ]
 }
+venv_is_current() { _env_is_current "$VENV" requirements.lock; }
 
 # What a first run will take on this machine, from the last measured install and training
 # (bot/training.py); says nothing when the venv and the model are up to date.
@@ -44,34 +49,45 @@ first_run_estimate() {
 }
 
 ensure_venv() {
-  venv_is_current && return 0
-  if [ ! -x "$PY" ]; then
+  _ensure_env "$VENV" requirements.lock install "$ROOT/var/install-seconds"
+}
+
+# The gateway's own environment (requirements-gateway.lock): the public port runs a current
+# aiohttp, and this process cannot import Rasa (docs/security.md).
+ensure_gateway_venv() {
+  _ensure_env "$GATEWAY_VENV" requirements-gateway.lock install-gateway ""
+}
+
+_ensure_env() { # venv, lock, log name, file for the measured seconds (or "")
+  local venv="$1" lock="$2" log="$ROOT/var/log/$3.log" seconds_file="$4"
+  _env_is_current "$venv" "$lock" && return 0
+  if [ ! -x "$venv/bin/python" ]; then
     local python
     python="$(find_python310)"
-    echo "Création de l'environnement Python ($python -> .venv)…" >&2
-    "$python" -m venv "$VENV"
+    echo "Création de l'environnement Python ($python -> ${venv#"$ROOT"/})…" >&2
+    "$python" -m venv "$venv"
   fi
-  local total started log="$ROOT/var/log/install.log"
-  total="$(grep -cE '^[A-Za-z0-9]' requirements.lock)"
+  local total started
+  total="$(grep -cE '^[A-Za-z0-9]' "$lock")"
   mkdir -p "$ROOT/var/log"
-  echo "Installation des dépendances : $total paquets (requirements.lock ; journal : var/log/install.log)…" >&2
+  echo "Installation des dépendances : $total paquets ($lock ; journal : ${log#"$ROOT"/})…" >&2
   started=$SECONDS
-  if ! "$PY" -m pip install --disable-pip-version-check --progress-bar off -r requirements.lock 2>&1 |
-    tee "$log" | _install_progress "$total"; then
+  if ! "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off -r "$lock" 2>&1 |
+    tee "$log" | _install_progress "$total" "$venv"; then
     tail -n 15 "$log" >&2
     echo "ERREUR : l'installation des dépendances a échoué (journal complet : $log)." >&2
     return 1
   fi
-  echo "$((SECONDS - started))" > "$ROOT/var/install-seconds"
-  sha256sum requirements.lock | cut -c1-16 > "$VENV/.installed"
+  [ -z "$seconds_file" ] || echo "$((SECONDS - started))" > "$seconds_file"
+  sha256sum "$lock" | cut -c1-16 > "$venv/.installed"
 }
 
 # Reads pip's output: a package counted at each « Collecting » or « Processing », then, while
 # pip unpacks the wheels in silence, the packages already in site-packages every 2 seconds.
 # In a terminal one line rewrites itself; otherwise a line every 10 %.
-_install_progress() {
+_install_progress() { # packages in the lock, venv
   local total="$1" line status collected=0 installing=0 baseline=0 done_now
-  local site="$VENV/lib/python3.10/site-packages" phase="" shown=-1 started=$SECONDS
+  local site="$2/lib/python3.10/site-packages" phase="" shown=-1 started=$SECONDS
   _dist_infos() { find "$site" -maxdepth 1 -name '*.dist-info' 2>/dev/null | wc -l; }
   _show() { # phase, count, out of
     local count=$(($2 < $3 ? $2 : $3))

@@ -23,7 +23,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
 from bot.config import REPO_ROOT
-from bot.local_stack import VENV_BIN, chat, free_port, peak_memory_mb, wait_for
+from bot.local_stack import (
+    VENV_BIN,
+    chat,
+    free_port,
+    gateway_python,
+    peak_memory_mb,
+    wait_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +212,7 @@ class ProductionStack:
         self._spawn(
             "gateway",
             [
-                sys.executable, "-m", "bot.gateway.app",
+                gateway_python(), "-m", "bot.gateway.app",
                 "--host", self.gateway_host, "--port", str(self.gateway_port),
             ],
         )  # fmt: skip
