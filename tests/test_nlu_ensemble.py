@@ -10,7 +10,16 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.ensemble import PARTS, LinearIntentEnsemble, combine, mask_entities
+from bot.nlu.ensemble import (
+    PARTS,
+    LinearIntentEnsemble,
+    UntrustedModel,
+    build_pipeline,
+    combine,
+    dump_pipeline,
+    load_pipeline,
+    mask_entities,
+)
 
 EXAMPLES = {
     "webmail_access": ["webmail de lyon", "messagerie academique", "ma boite mail pro"],
@@ -138,3 +147,25 @@ def test_tuning_script_reads_what_the_trained_model_answers():
                    key=lambda r: r["confidence"])  # fmt: skip
         assert best["name"] == expected[0], text
         assert PARTS not in parsed
+
+
+def test_the_linear_pipeline_is_stored_with_skops_and_read_back_the_same():
+    texts = ["mot de passe oublié", "webmail lyon", "j'ai perdu mon mdp", "messagerie créteil"]
+    labels = ["lost_voter_password", "webmail_access", "lost_voter_password", "webmail_access"]
+    pipeline = build_pipeline(10.0).fit(texts, labels)
+    stored = dump_pipeline(pipeline)
+    assert not stored.startswith(b"\x80")  # not a pickle
+    again = load_pipeline(stored)
+    probe = ["mdp perdu", "webmail de nice"]
+    assert (again.predict_proba(probe) == pipeline.predict_proba(probe)).all()
+
+
+def test_a_stored_pipeline_holding_an_unexpected_type_is_refused():
+    from collections import OrderedDict
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    pipeline = build_pipeline(10.0)
+    pipeline.steps.insert(0, ("odd", FunctionTransformer(OrderedDict)))
+    with pytest.raises(UntrustedModel, match="OrderedDict"):
+        load_pipeline(dump_pipeline(pipeline))

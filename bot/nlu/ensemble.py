@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,15 @@ logger = logging.getLogger(__name__)
 # the tuning script can try other weights without retraining.
 PARTS = "intent_ranking_parts"
 RANKING_LENGTH = 10
-PIPELINE_FILE = "linear.pkl"
+# The trained pipeline is stored with skops, which loads only the types it is told to trust
+# (no pickle: loading the archive cannot run code). These are the ones build_pipeline makes
+# beyond skops' own trusted scikit-learn and NumPy types.
+PIPELINE_FILE = "linear.skops"
+TRUSTED_TYPES = frozenset({"scipy.sparse._csr.csr_matrix"})
+
+
+class UntrustedModel(Exception):
+    """The stored pipeline holds types skops does not trust and we did not expect."""
 
 
 def build_pipeline(c: float) -> Any:
@@ -66,6 +73,22 @@ def build_pipeline(c: float) -> Any:
         ),
         LogisticRegression(max_iter=3000, C=c),
     )
+
+
+def dump_pipeline(pipeline: Any) -> bytes:
+    import skops.io
+
+    return skops.io.dumps(pipeline)
+
+
+def load_pipeline(data: bytes) -> Any:
+    """The pipeline stored by `dump_pipeline`; refuses one holding any other type."""
+    import skops.io
+
+    unexpected = set(skops.io.get_untrusted_types(data=data)) - TRUSTED_TYPES
+    if unexpected:
+        raise UntrustedModel(f"types not trusted in {PIPELINE_FILE}: {sorted(unexpected)}")
+    return skops.io.loads(data, trusted=sorted(TRUSTED_TYPES))
 
 
 def mask_entities(text: str, spans: list[tuple[int, int, str]]) -> str:
@@ -135,11 +158,12 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         for path in sorted(settings.kb_path().parent.glob("*.md")):
             digest.update(path.read_bytes())
         digest.update(Path(matching.__file__).read_bytes())
+        digest.update(PIPELINE_FILE.encode())  # a pipeline cached in another format is retrained
         return digest.hexdigest()
 
     @staticmethod
     def required_packages() -> list[str]:
-        return ["sklearn"]
+        return ["sklearn", "skops"]
 
     def __init__(
         self,
@@ -178,7 +202,7 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         self._pipeline = build_pipeline(float(self._config["C"]))
         self._pipeline.fit(texts, [m.get(INTENT) for m in examples])
         with self._storage.write_to(self._resource) as folder:
-            (folder / PIPELINE_FILE).write_bytes(pickle.dumps(self._pipeline))
+            (folder / PIPELINE_FILE).write_bytes(dump_pipeline(self._pipeline))
         return self._resource
 
     @classmethod
@@ -193,8 +217,7 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         pipeline = None
         try:
             with model_storage.read_from(resource) as folder:
-                # Our own artefact, written by train() above into the model archive.
-                pipeline = pickle.loads((folder / PIPELINE_FILE).read_bytes())
+                pipeline = load_pipeline((folder / PIPELINE_FILE).read_bytes())
         except (ValueError, FileNotFoundError):
             logger.warning("LinearIntentEnsemble: no trained pipeline; DIET's ranking is kept.")
         return cls(config, model_storage, resource, pipeline)
