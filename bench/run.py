@@ -26,7 +26,7 @@ from bot.training import ensure_model
 HELDOUT = REPO_ROOT / "tests" / "nlu" / "heldout.yml"
 RESULTS = REPO_ROOT / "bench" / "results"
 REPORT = REPO_ROOT / "bench" / "report"
-# The targets of issue #3, checked in the report.
+# The held-out NLU targets, checked in the report.
 TARGETS = {
     "intent_accuracy": (0.97, "held-out intent accuracy"),
     "intent_macro_f1": (0.95, "held-out intent macro-F1"),
