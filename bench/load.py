@@ -42,7 +42,7 @@ DEMO_VOTERS = REPO_ROOT / "bot" / "portal" / "demo_voters.csv"
 # Inside the voter-ID reissue window, so that chore runs end to end (as in the live tests).
 BOT_NOW = "2018-11-30T12:00"
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
-# The targets of issue #7 (one replica, 20 concurrent conversations).
+# The load targets (one replica, 20 concurrent conversations).
 TARGET_P95_MS = 300.0
 TARGET_VOTERS = 20
 # Text after this line in load.md is written by hand and kept when the report is rewritten.
@@ -599,7 +599,7 @@ def write_report(results: list[dict[str, Any]], target: Path = REPORT) -> None:
     ]
     for label in labels:
         lines.append(f"| {label} | " + " | ".join(c.get(label, "") for c in columns) + " |")
-    lines += ["", "## Targets (issue #7)", ""]
+    lines += ["", "## Targets", ""]
     for r in runs:
         lines += [f"{_title(r)}:", ""]
         for label, measured, met in targets(r):

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench.baseline import baseline_model, examples
+from bench.scoring import NOT_ANSWERED, OUT_OF_SCOPE, intent_figures, share
 from bot.config import REPO_ROOT
 from bot.local_stack import LocalStack
 from bot.training import ensure_model
@@ -25,9 +26,7 @@ from bot.training import ensure_model
 HELDOUT = REPO_ROOT / "tests" / "nlu" / "heldout.yml"
 RESULTS = REPO_ROOT / "bench" / "results"
 REPORT = REPO_ROOT / "bench" / "report"
-OUT_OF_SCOPE = "out_of_scope"
-NOT_ANSWERED = {OUT_OF_SCOPE, "nlu_fallback"}
-# The targets of issue #3, checked in the report.
+# The held-out NLU targets, checked in the report.
 TARGETS = {
     "intent_accuracy": (0.97, "held-out intent accuracy"),
     "intent_macro_f1": (0.95, "held-out intent macro-F1"),
@@ -80,9 +79,9 @@ def heldout_quality(model: Path, out: Path) -> dict[str, float]:
         "intent_macro_f1": report["macro avg"]["f1-score"],
         "out_of_scope_recall": oos.get("recall", 0.0),
         "out_of_scope_precision": oos.get("precision", 0.0),
-        "in_scope_precision": _share(answered, lambda truth, guess: truth != OUT_OF_SCOPE),
-        "answer_precision": _share(answered, lambda truth, guess: truth == guess),
-        "in_scope_accuracy": _share(in_scope, lambda truth, guess: truth == guess),
+        "in_scope_precision": share(answered, lambda truth, guess: truth != OUT_OF_SCOPE),
+        "answer_precision": share(answered, lambda truth, guess: truth == guess),
+        "in_scope_accuracy": share(in_scope, lambda truth, guess: truth == guess),
         "confident_errors": len(confident),
     }
     entities = out / "KnowledgeBaseEntityExtractor_report.json"
@@ -92,10 +91,6 @@ def heldout_quality(model: Path, out: Path) -> dict[str, float]:
             if name in report:
                 figures[f"entity_f1_{name}"] = report[name]["f1-score"]
     return figures
-
-
-def _share(pairs: list[tuple[str, str]], good) -> float:
-    return sum(1 for pair in pairs if good(*pair)) / max(len(pairs), 1)
 
 
 def write_report(figures: dict, heldout: Path, target: Path) -> None:
@@ -183,7 +178,6 @@ def baseline(train: Path = REPO_ROOT / "data") -> dict[str, float]:
 
 def ensemble_parts(model: Path) -> dict[str, float]:
     """Held-out accuracy and out-of-scope recall of each half of the ensemble alone."""
-    from bench.tune import figures as dev_figures
     from bench.tune import parts
     from bot.nlu.ensemble import combine
 
@@ -192,7 +186,7 @@ def ensemble_parts(model: Path) -> dict[str, float]:
     result = {}
     for name, weight in (("diet_alone", 1.0), ("linear_alone", 0.0)):
         guesses = [combine(r["diet"], r["linear"], weight)[0][0] for r in rankings]
-        f = dev_figures(intents, guesses)
+        f = intent_figures(intents, guesses)
         result[f"{name}_accuracy"] = f["accuracy"]
         result[f"{name}_out_of_scope_recall"] = f["oos_recall"]
     return result

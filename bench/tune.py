@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.baseline import examples
-from bench.run import NOT_ANSWERED, OUT_OF_SCOPE, _share
+from bench.scoring import OUT_OF_SCOPE, intent_figures
 from bot.config import REPO_ROOT
 from bot.nlu.ensemble import PARTS, LinearIntentEnsemble, combine
 from bot.training import ensure_model
@@ -48,21 +48,6 @@ def parts(model: Path, texts: list[str]) -> list[dict[str, dict[str, float]]]:
     return [message.get(PARTS) for message in output[node]]
 
 
-def figures(truths: list[str], guesses: list[str]) -> dict[str, float]:
-    """Accuracy, macro-F1, out-of-scope recall and in-scope precision, as the benchmark."""
-    from sklearn.metrics import f1_score
-
-    pairs = list(zip(truths, guesses, strict=True))
-    oos = [pair for pair in pairs if pair[0] == OUT_OF_SCOPE]
-    answered = [pair for pair in pairs if pair[1] not in NOT_ANSWERED]
-    return {
-        "accuracy": _share(pairs, lambda truth, guess: truth == guess),
-        "macro_f1": f1_score(truths, guesses, average="macro", zero_division=0),
-        "oos_recall": _share(oos, lambda truth, guess: guess == OUT_OF_SCOPE),
-        "in_scope_precision": _share(answered, lambda truth, guess: truth != OUT_OF_SCOPE),
-    }
-
-
 def ensemble_config() -> dict:
     import yaml
 
@@ -84,7 +69,7 @@ def main() -> int:
     print("poids DIET | exactitude | macro-F1 | rappel hors sujet | précision dans le sujet")
     for weight in WEIGHTS:
         guesses = [combine(r["diet"], r["linear"], weight)[0][0] for r in rankings]
-        f = figures(truths, guesses)
+        f = intent_figures(truths, guesses)
         print(f"{weight:10.1f} | {f['accuracy']:10.3f} | {f['macro_f1']:8.3f} | "
               f"{f['oos_recall']:17.3f} | {f['in_scope_precision']:.3f}")  # fmt: skip
 

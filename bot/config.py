@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,12 +45,17 @@ def max_turns_per_session() -> int:
     return int(os.environ.get("GATEWAY_MAX_TURNS_PER_SESSION", "200"))
 
 
+@functools.cache
 def session_expiration_minutes() -> float:
     """Rasa's `session_config.session_expiration_time` in domain.yml (written once, there): after
-    that many idle minutes a conversation starts a new session, and its turn count with it."""
-    domain = (REPO_ROOT / "domain.yml").read_text(encoding="utf-8")
-    found = re.search(r"^\s+session_expiration_time:\s*([0-9.]+)", domain, re.MULTILINE)
-    return float(found.group(1)) if found else 60.0
+    that many idle minutes a conversation starts a new session, and its turn count with it.
+    Read once per process: domain.yml only changes with a new model."""
+    import yaml  # here, not at the top: `bot.training --estimate` runs before .venv exists
+
+    with (REPO_ROOT / "domain.yml").open(encoding="utf-8") as file:
+        domain = yaml.safe_load(file)
+    minutes = (domain.get("session_config") or {}).get("session_expiration_time")
+    return float(minutes) if minutes is not None else 60.0
 
 
 def vault_key() -> bytes:

@@ -204,8 +204,8 @@ def rows_holding(database: Path, needles: set[str]) -> list[str]:
 
 
 def test_values_typed_in_any_spelling_reach_no_store(live_bot, tmp_path):
-    """Issue #14: generated values in the new spellings, typed through the gateway, then every
-    store searched for them in several spellings (and the insights export): zero hits."""
+    """Generated values in every spelling the recogniser reads, typed through the gateway, then
+    every store searched for them in several spellings (and the insights export): zero hits."""
     rng = random.Random(14)
     people = [(numen(rng), phone(rng), birth_date(rng)) for _ in range(4)]
     registry = tmp_path / "voters.csv"

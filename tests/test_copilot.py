@@ -311,7 +311,7 @@ def _tracker_events(live_bot) -> list[tuple]:
 
 
 @pytest.mark.live
-def test_live_suggestions_for_the_questions_of_the_issue(live_bot, knowledge):
+def test_live_suggestions_for_dates_webmail_and_eligibility_questions(live_bot, knowledge):
     dates, webmail, aesh = _copilot_call(
         live_bot,
         knowledge,

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import buttons, texts
 
 
-def test_the_questions_of_the_issue_get_correct_answers(live_bot):
+def test_eligibility_webmail_dates_and_password_rules_questions_get_correct_answers(live_bot):
     aesh = texts(live_bot.say("je suis AESH, je vote pour quoi ?"))
     assert "**3 scrutins**" in aesh and "CCP non tit (AESH)" in aesh
     assert "webmel.ac-creteil.fr" in texts(live_bot.say("webmail Créteil"))

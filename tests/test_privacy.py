@@ -1,4 +1,4 @@
-"""Personal values are masked whatever way a voter types them (issue #14).
+"""Personal values are masked whatever way a voter types them.
 
 Generated NUMENs, mobiles (metropolitan, overseas, abroad), birth dates and e-mails, in every
 spelling a voter may use, embedded in French sentences: redaction masks them all, keeps them for
@@ -313,7 +313,7 @@ def test_a_value_a_parser_would_accept_is_masked_first(parts):
         ("né en 1980 le 12 mars", "birth_date", "1980-03-12"),
     ],
 )
-def test_the_spellings_of_the_issue(typed, kind, value):
+def test_separated_full_width_and_spelled_out_values_are_masked_and_read_back(typed, kind, value):
     redacted = redact(f"voilà {typed} merci", TODAY)
     assert redacted.text.startswith("voilà ") and redacted.text.endswith(" merci")
     assert not any(c.isdigit() for c in redacted.text) and "dupont" not in redacted.text

@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
-import importlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.gateway.keys import DESK, HTTP, LIMITS, RASA
 from bot.gateway.relay import MAX_MESSAGE_CHARS, clean_message
 from bot.knowledge import Knowledge
+from bot.support import insights as support_insights
 from bot.support.accounts import (
     AGENT,
     ANALYST,
@@ -41,6 +40,7 @@ from bot.support.accounts import (
     ConsoleSession,
     LoginThrottle,
 )
+from bot.support.copilot import Copilot, rasa_parser
 from bot.support.models import USER, utcnow
 from bot.support.store import HandoffConflict, HandoffView, TurnView
 
@@ -94,8 +94,6 @@ NOT_WAITING = "Cette conversation n'attend plus de conseiller : elle est revenue
 EMPTY_REPLY = "Votre réponse est vide : écrivez un message avant de l'envoyer."
 REPLY_TOO_LONG = f"Réponse trop longue ({MAX_MESSAGE_CHARS} caractères au plus) : raccourcissez-la."
 UNAVAILABLE = "La base de données de l'assistance ne répond pas : réessayez dans un instant."
-NO_COPILOT = "Le copilote n'est pas disponible sur ce serveur."
-NO_INSIGHTS = "Les statistiques ne sont pas disponibles sur ce serveur."
 BAD_DAYS = f"Période invalide : un nombre de jours entre 1 et {MAX_INSIGHTS_DAYS}."
 
 
@@ -130,7 +128,7 @@ def setup_console(app: web.Application) -> None:
         ("POST", "/api/conversations/{conversation}/reply", reply),
         ("POST", "/api/handoffs/{handoff:\\d{1,12}}/take", take),
         ("POST", "/api/handoffs/{handoff:\\d{1,12}}/release", release),
-        # Integration points: bot/support/copilot.py and bot/support/insights.py.
+        # The copilot (bot/support/copilot.py) and the statistics (bot/support/insights.py).
         ("POST", "/api/suggest", suggest),
         ("GET", "/api/insights", insights),
         ("GET", "/api/insights/candidates.yml", insights_candidates),
@@ -522,31 +520,17 @@ async def reply(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------- the copilot
 
 
-def _optional_module(name: str) -> ModuleType | None:
-    """`bot.support.<name>` when that module exists (copilot, insights), else None."""
-    module = f"bot.support.{name}"
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        if error.name == module:
-            return None
-        raise
-
-
 class Copilots:
     """The gateway's copilot, built on first use: it needs the gateway's HTTP client."""
 
     def __init__(self) -> None:
-        self._copilot: Any = None
+        self._copilot: Copilot | None = None
 
-    def get(self, request: web.Request) -> Any:
+    def get(self, request: web.Request) -> Copilot:
         if self._copilot is None:
-            copilot = _optional_module("copilot")
-            if copilot is None:
-                raise ConsoleError(503, NO_COPILOT)
             store = request.config_dict[DESK].store
-            parse = copilot.rasa_parser(request.config_dict[HTTP], request.config_dict[RASA])
-            self._copilot = copilot.Copilot(Knowledge(store.engine), parse)
+            parse = rasa_parser(request.config_dict[HTTP], request.config_dict[RASA])
+            self._copilot = Copilot(Knowledge(store.engine), parse)
         return self._copilot
 
 
@@ -580,36 +564,33 @@ async def suggest(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------- the statistics
 
 
-async def _computed_insights(request: web.Request) -> tuple[ModuleType, Any]:
+async def _computed_insights(request: web.Request) -> support_insights.Insights:
     """`bot.support.insights.compute` over `?days=` (default 30)."""
-    module = _optional_module("insights")
-    if module is None:
-        raise ConsoleError(503, NO_INSIGHTS)
     days = request.query.get("days", "30")
     if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= MAX_INSIGHTS_DAYS:
         raise ConsoleError(400, BAD_DAYS)
     engine = request.config_dict[DESK].store.engine
-    return module, await asyncio.to_thread(module.compute, engine, int(days))
+    return await asyncio.to_thread(support_insights.compute, engine, int(days))
 
 
 async def insights(request: web.Request) -> web.Response:
     await _signed_in(request, (AGENT, ANALYST))
-    _, computed = await _computed_insights(request)
+    computed = await _computed_insights(request)
     return web.json_response(computed.as_json())
 
 
 async def insights_plot(request: web.Request) -> web.Response:
     await _signed_in(request, (AGENT, ANALYST))
-    module, computed = await _computed_insights(request)
-    png = await asyncio.to_thread(module.plot_png, computed, request.match_info["kind"])
+    computed = await _computed_insights(request)
+    png = await asyncio.to_thread(support_insights.plot_png, computed, request.match_info["kind"])
     return web.Response(body=png, content_type="image/png")
 
 
 async def insights_candidates(request: web.Request) -> web.Response:
     """Questions the assistant did not understand, as candidate NLU examples (YAML)."""
     session = await _signed_in(request, (AGENT, ANALYST))
-    module, computed = await _computed_insights(request)
-    text = await asyncio.to_thread(module.export_candidates, computed)
+    computed = await _computed_insights(request)
+    text = await asyncio.to_thread(support_insights.export_candidates, computed)
     await _audit(request, session.agent.id, "export_candidates")
     return web.Response(
         text=text,

@@ -23,7 +23,7 @@ MASK = "•"
 NUMEN = re.compile(r"^\d{2}[A-Z]\d{7}[A-Z]{3}$")
 NUMEN_LENGTH = 13
 
-# Overseas mobiles are invalid under region FR: try the territories too (FIELD_NOTES.md).
+# Overseas mobiles are invalid under region FR: try the territories too.
 PHONE_REGIONS = ("FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF", "NC", "PF", "WF")
 MOBILE_TYPES = {
     phonenumbers.PhoneNumberType.MOBILE,

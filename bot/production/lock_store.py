@@ -1,11 +1,11 @@
 """A Rasa lock store on atomic Redis operations, for several Rasa replicas sharing conversations.
 
 Rasa's `RedisLockStore` reads a ticket list, changes it in Python and writes it back: two
-processes interleave and lose or hang messages (FIELD_NOTES, "Scale and speed"). Here a
-conversation's lock is one Redis key taken with `SET key token NX PX lifetime` (atomic), kept
-alive while its holder works, and released by a Lua script that deletes it only if it still
-holds the holder's token. A lock left by a dead process expires after `lock_lifetime`; a waiter
-gives up after `acquire_timeout` with Rasa's `LockError` (the gateway then answers "try again").
+processes interleave and lose or hang messages. Here a conversation's lock is one Redis key
+taken with `SET key token NX PX lifetime` (atomic), kept alive while its holder works, and
+released by a Lua script that deletes it only if it still holds the holder's token. A lock left
+by a dead process expires after `lock_lifetime`; a waiter gives up after `acquire_timeout` with
+Rasa's `LockError` (the gateway then answers "try again").
 
 endpoints.yml:
 
