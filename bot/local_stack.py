@@ -144,7 +144,7 @@ class LocalStack:
             ),
             "rasa": (rasa, {}, f"{self.url}/"),
             "gateway": (
-                [sys.executable, "-m", "bot.gateway.app", "--port", str(self.gateway_port)],
+                [sys.executable, "-m", "bot.gateway", "--port", str(self.gateway_port)],
                 {},
                 f"{self.gateway_url}/health",
             ),

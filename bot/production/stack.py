@@ -205,7 +205,7 @@ class ProductionStack:
         self._spawn(
             "gateway",
             [
-                sys.executable, "-m", "bot.gateway.app",
+                sys.executable, "-m", "bot.gateway",
                 "--host", self.gateway_host, "--port", str(self.gateway_port),
             ],
         )  # fmt: skip
