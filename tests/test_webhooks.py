@@ -77,8 +77,11 @@ def test_a_body_at_the_limit_passes_and_one_byte_more_gets_413(announced: bool):
     asyncio.run(scenario())
 
 
+CHANNEL_LOG = logging.getLogger("bot.channels.essai")
+
+
 def test_a_failed_reply_is_logged_by_its_type_without_the_users_text(caplog):
-    caplog.set_level(logging.DEBUG, logger="bot.gateway.webhooks")
+    caplog.set_level(logging.DEBUG)
 
     async def failing() -> None:
         await asyncio.sleep(0)
@@ -88,7 +91,7 @@ def test_a_failed_reply_is_logged_by_its_type_without_the_users_text(caplog):
         done.append("ok")
 
     async def scenario() -> None:
-        replies = BackgroundReplies("essai")
+        replies = BackgroundReplies("essai", CHANNEL_LOG)
         done: list[str] = []
         replies.start(failing())
         replies.start(answered(done))
@@ -97,14 +100,15 @@ def test_a_failed_reply_is_logged_by_its_type_without_the_users_text(caplog):
         assert len(replies) == 0 and done == ["ok"]
 
     asyncio.run(scenario())
-    [record] = [r for r in caplog.records if r.name == "bot.gateway.webhooks"]
+    [record] = [r for r in caplog.records if r.name.startswith("bot.")]
+    assert record.name == "bot.channels.essai"  # the channel's own logger
     assert record.levelno == logging.ERROR and record.exc_info is None
     assert record.getMessage() == "essai: answering failed (ValueError)"
     assert "01E9501234ABC" not in caplog.text and "NUMEN" not in caplog.text
 
 
 def test_at_shutdown_replies_get_a_grace_period_then_are_cancelled(caplog):
-    caplog.set_level(logging.WARNING, logger="bot.gateway.webhooks")
+    caplog.set_level(logging.WARNING)
 
     async def scenario() -> None:
         replies = BackgroundReplies("essai")

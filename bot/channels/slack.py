@@ -418,7 +418,7 @@ class SlackChannel:
         self.settings = settings
         self._delivered = RecentKeys()
         self._turns = ConversationTurns()
-        self._replies = BackgroundReplies("slack")
+        self._replies = BackgroundReplies("slack", logger)
 
     async def events(self, request: web.Request) -> web.Response:
         body = await self._signed_body(request)

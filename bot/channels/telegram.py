@@ -313,7 +313,7 @@ class TelegramChannel:
         self.settings = settings
         self.buttons = ButtonIds()
         self._seen: BoundedDict[int, None] = BoundedDict(REMEMBERED_UPDATES)  # first in, first out
-        self._replies = BackgroundReplies("telegram")
+        self._replies = BackgroundReplies("telegram", logger)
         self._turns = ConversationTurns()  # answers of one chat leave in arrival order
 
     def authentic(self, secret: str | None) -> bool:

@@ -77,8 +77,9 @@ class BackgroundReplies:
     what the user wrote.
     """
 
-    def __init__(self, channel: str) -> None:
-        self._channel = channel  # names the channel in the log lines
+    def __init__(self, channel: str, log: logging.Logger = logger) -> None:
+        self._channel = channel  # begins the log lines, written to the channel's own logger
+        self._log = log
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -94,7 +95,7 @@ class BackgroundReplies:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error(
+            self._log.error(
                 "%s: answering failed (%s)", self._channel, type(task.exception()).__name__
             )
 
@@ -114,7 +115,9 @@ class BackgroundReplies:
         """At shutdown, before the HTTP session closes: let the replies in progress finish for
         `grace_seconds`, then cancel the rest."""
         if not await self.settle(grace_seconds):
-            logger.warning("%s: %d replies cancelled at shutdown", self._channel, len(self._tasks))
+            self._log.warning(
+                "%s: %d replies cancelled at shutdown", self._channel, len(self._tasks)
+            )
         pending = list(self._tasks)
         for task in pending:
             task.cancel()
