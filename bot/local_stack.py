@@ -153,7 +153,7 @@ class LocalStack:
             ),
             "rasa": (rasa, {}, f"{self.url}/"),
             "gateway": (
-                [gateway_python(), "-m", "bot.gateway.app", "--port", str(self.gateway_port)],
+                [gateway_python(), "-m", "bot.gateway", "--port", str(self.gateway_port)],
                 {},
                 f"{self.gateway_url}/health",
             ),

@@ -8,7 +8,7 @@ schema checked once, gives the same answers and errors (tests/test_rasa_patches.
 Rasa waits 300 s for the action server (`DEFAULT_REQUEST_TIMEOUT`, read at each call): with a hung
 action server, a voter's turn would hold its conversation's lock for five minutes while the
 gateway gave up after 15 s. `ACTION_TIMEOUT_SECONDS` (default 12 s, under the gateway's wait)
-bounds it; the turn then gets the service-error sentence (bot/channels/rasa_gateway.py).
+bounds it; the turn then gets the service-error sentence (bot/rasa_channel.py).
 """
 
 from __future__ import annotations

@@ -240,7 +240,7 @@ def test_a_typed_intent_is_text_unless_it_is_an_offered_button():
 
 
 def test_the_gateway_command_serves_the_channels_only_when_configured(live_bot):
-    """`python -m bot.gateway.app` (what ./scripts/run starts) wires Telegram and Slack."""
+    """`python -m bot.gateway` (what ./scripts/run starts) wires Telegram and Slack."""
     import subprocess
     import sys
 
@@ -259,7 +259,7 @@ def test_the_gateway_command_serves_the_channels_only_when_configured(live_bot):
         "SLACK_SIGNING_SECRET": "secret",
     }
     gateway = subprocess.Popen(
-        [sys.executable, "-m", "bot.gateway.app", "--port", str(port)],
+        [sys.executable, "-m", "bot.gateway", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

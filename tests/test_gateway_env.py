@@ -21,7 +21,7 @@ from bot.local_stack import GATEWAY_VENV_PYTHON, free_port, gateway_python, wait
 
 # The first aiohttp release with the fixes of the advisories listed in docs/security.md.
 FIXED_AIOHTTP = (3, 13, 3)
-GATEWAY_MODULE = "bot.gateway.app"
+GATEWAY_MODULE = "bot.gateway"
 
 
 def gateway_env_python() -> str:

@@ -158,7 +158,7 @@ def test_the_action_server_answers_only_with_the_shared_token(tmp_path):
 
 def test_rasa_serves_no_unauthenticated_channel():
     channels = yaml.safe_load((REPO_ROOT / "credentials.yml").read_text())
-    assert list(channels) == ["bot.channels.rasa_gateway.GatewayInput"]  # no `rest:`
+    assert list(channels) == ["bot.rasa_channel.GatewayInput"]  # no `rest:`
     endpoints = yaml.safe_load((REPO_ROOT / "endpoints.yml").read_text())
     assert endpoints["action_endpoint"]["token"] == "${ACTION_SERVER_TOKEN}"
 

@@ -296,7 +296,7 @@ class Gateway:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot.gateway.app", "--port", str(self.port)],
+                [sys.executable, "-m", "bot.gateway", "--port", str(self.port)],
                 cwd=REPO_ROOT,
                 env=self.env,
                 stdout=log,

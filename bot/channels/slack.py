@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Coroutine, Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,6 +35,7 @@ from bot.channels.text import split_at_lines
 from bot.gateway.keys import DESK, HTTP, RELAY
 from bot.gateway.relay import UNAVAILABLE, Refused
 from bot.gateway.turns import ConversationTurns
+from bot.gateway.webhooks import BackgroundReplies, BodyTooLarge, BoundedDict, read_body
 from bot.support.store import ConversationView
 
 logger = logging.getLogger(__name__)
@@ -354,19 +354,17 @@ def button_click(payload: dict[str, Any]) -> Click | None:
 
 
 class RecentKeys:
-    """The last `capacity` deliveries seen, so that a retried one is recognised."""
+    """The last `capacity` deliveries seen, so that a retried one is recognised (a delivery
+    seen again becomes the last one forgotten)."""
 
     def __init__(self, capacity: int = REMEMBERED_DELIVERIES) -> None:
-        self._capacity = capacity
-        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+        self._keys: BoundedDict[Hashable, None] = BoundedDict(capacity)
 
     def first_time(self, key: Hashable) -> bool:
         if key in self._keys:
-            self._keys.move_to_end(key)
+            self._keys.touch(key)
             return False
         self._keys[key] = None
-        while len(self._keys) > self._capacity:
-            self._keys.popitem(last=False)
         return True
 
 
@@ -420,7 +418,7 @@ class SlackChannel:
         self.settings = settings
         self._delivered = RecentKeys()
         self._turns = ConversationTurns()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._replies = BackgroundReplies("slack", logger)
 
     async def events(self, request: web.Request) -> web.Response:
         body = await self._signed_body(request)
@@ -465,16 +463,10 @@ class SlackChannel:
     async def _signed_body(self, request: web.Request) -> bytes:
         if not self.settings.enabled:
             raise web.HTTPNotFound()
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, size)
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        try:
+            body = await read_body(request, MAX_BODY_BYTES)
+        except BodyTooLarge as too_large:
+            raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, too_large.size) from None
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         given = request.headers.get("X-Slack-Signature", "")
         if not is_authentic(self.settings.signing_secret, timestamp, given, body):
@@ -487,15 +479,7 @@ class SlackChannel:
             work.close()
             logger.warning("slack: too many turns waiting in one conversation, one dropped")
             return
-        task = asyncio.get_running_loop().create_task(self._guarded(work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
-        try:
-            await work
-        except Exception as error:  # ours: logged without the message, the user is told
-            logger.error("slack: answering failed (%s)", type(error).__name__)
+        self._replies.start(work)
 
     async def _answer(self, app: web.Application, turn: Turn) -> None:
         async with self._turns.turn(turn.sender):
@@ -563,22 +547,11 @@ class SlackChannel:
 
     async def settle(self, timeout: float | None = None) -> bool:
         """Wait for the replies being prepared; False if some are still running at `timeout`."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while self._tasks:
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return False
-            await asyncio.wait(set(self._tasks), timeout=remaining)
-        return True
+        return await self._replies.settle(timeout)
 
     async def close(self, app: web.Application) -> None:
         """At shutdown, before the HTTP session closes: finish the replies, then give up."""
-        if not await self.settle(SHUTDOWN_GRACE_SECONDS):
-            logger.warning("slack: %d replies abandoned at shutdown", len(self._tasks))
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._replies.close(SHUTDOWN_GRACE_SECONDS)
 
 
 SLACK = web.AppKey("slack", SlackChannel)

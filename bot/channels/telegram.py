@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import sys
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from html import escape
@@ -35,6 +34,13 @@ from bot.channels.text import split_at_lines
 from bot.gateway.keys import DESK, HTTP, RELAY
 from bot.gateway.relay import UNAVAILABLE, Refused, Relay
 from bot.gateway.turns import ConversationTurns
+from bot.gateway.webhooks import (
+    BackgroundReplies,
+    BodyTooLarge,
+    BoundedDict,
+    json_error,
+    read_body,
+)
 from bot.support.store import ConversationView
 
 logger = logging.getLogger(__name__)
@@ -180,24 +186,21 @@ class ButtonIds:
     """
 
     def __init__(self, capacity: int = REMEMBERED_BUTTONS, key: bytes | None = None) -> None:
-        self._capacity = capacity
         self._key = key or secrets.token_bytes(32)
-        self._payloads: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._payloads: BoundedDict[str, tuple[int, str]] = BoundedDict(capacity)
 
     def id_for(self, chat_id: int, payload: str) -> str:
         message = f"{chat_id}\n{payload}".encode()
         button_id = BUTTON_ID_PREFIX + hmac.new(self._key, message, hashlib.sha256).hexdigest()[:16]
+        self._payloads.pop(button_id, None)  # set again: the newest, the last one forgotten
         self._payloads[button_id] = (chat_id, payload)
-        self._payloads.move_to_end(button_id)
-        while len(self._payloads) > self._capacity:
-            self._payloads.popitem(last=False)
         return button_id
 
     def payload_for(self, chat_id: int, button_id: str) -> str | None:
         entry = self._payloads.get(button_id)
         if entry is None or entry[0] != chat_id:
             return None
-        self._payloads.move_to_end(button_id)
+        self._payloads.touch(button_id)
         return entry[1]
 
 
@@ -309,8 +312,8 @@ class TelegramChannel:
     def __init__(self, settings: TelegramSettings) -> None:
         self.settings = settings
         self.buttons = ButtonIds()
-        self._seen: OrderedDict[int, None] = OrderedDict()
-        self._tasks: set[asyncio.Task] = set()
+        self._seen: BoundedDict[int, None] = BoundedDict(REMEMBERED_UPDATES)  # first in, first out
+        self._replies = BackgroundReplies("telegram", logger)
         self._turns = ConversationTurns()  # answers of one chat leave in arrival order
 
     def authentic(self, secret: str | None) -> bool:
@@ -320,42 +323,25 @@ class TelegramChannel:
 
     @property
     def busy(self) -> bool:
-        return len(self._tasks) >= MAX_PENDING_UPDATES
+        return len(self._replies) >= MAX_PENDING_UPDATES
 
     def first_delivery(self, update_id: int) -> bool:
         """True the first time an update id is seen (recently): Telegram redelivers."""
         if update_id in self._seen:
             return False
         self._seen[update_id] = None
-        while len(self._seen) > REMEMBERED_UPDATES:
-            self._seen.popitem(last=False)
         return True
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:  # no traceback: it may quote
-            logger.error("telegram: answering failed: %s", type(task.exception()).__name__)
+        self._replies.start(work)
 
     async def wait_idle(self) -> None:
         """Wait until every update received so far has been answered."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._replies.settle()
 
     async def close(self, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Let the updates in progress finish for a while, then cancel the rest."""
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
-        for task in pending:
-            task.cancel()
-        if pending:
-            logger.warning("telegram: %d updates cancelled at shutdown", len(pending))
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._replies.close(grace_seconds)
 
     async def answer(self, incoming: Incoming, relay: Relay, api: BotApi) -> None:
         """Do what an update asks and send the replies; every failure ends in a French reply."""
@@ -426,25 +412,6 @@ class TelegramChannel:
 TELEGRAM = web.AppKey("telegram", TelegramChannel)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise _TooLarge
-    body = bytearray()
-    while chunk := await request.content.read(limit + 1 - len(body)):
-        body += chunk
-        if len(body) > limit:
-            raise _TooLarge
-    return bytes(body)
-
-
 async def telegram_webhook(request: web.Request) -> web.Response:
     """Check and accept one update at once; answering it happens in the background."""
     channel = request.app[TELEGRAM]
@@ -452,18 +419,18 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     if not channel.authentic(request.headers.get(SECRET_HEADER)):
         logger.warning("telegram: update refused, missing or wrong secret token")
-        return _error(401, WRONG_SECRET)
+        return json_error(401, WRONG_SECRET)
     try:
-        incoming = read_update(json.loads(await _read_body(request, MAX_UPDATE_BYTES)))
-    except _TooLarge:
+        incoming = read_update(json.loads(await read_body(request, MAX_UPDATE_BYTES)))
+    except BodyTooLarge:
         logger.warning("telegram: update refused, more than %d bytes", MAX_UPDATE_BYTES)
-        return _error(413, TOO_LARGE)
+        return json_error(413, TOO_LARGE)
     except (ValueError, RecursionError):  # bad JSON, bad UTF-8, or not an Update
         logger.warning("telegram: update refused, not a Telegram Update")
-        return _error(400, BAD_UPDATE)
+        return json_error(400, BAD_UPDATE)
     if channel.busy:
         logger.warning("telegram: update %s deferred, too many in progress", incoming.update_id)
-        return _error(503, BUSY)
+        return json_error(503, BUSY)
     if channel.first_delivery(incoming.update_id):
         api = BotApi(channel.settings, request.app[HTTP])
         channel.start(channel.answer(incoming, request.app[RELAY], api))

@@ -14,7 +14,6 @@ stays `SameSite=Strict` for the gateway's own page.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
@@ -29,8 +28,6 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import config
-from bot.channels.slack import setup_slack
-from bot.channels.telegram import setup_telegram
 from bot.gateway.console import setup_console
 from bot.gateway.keys import DESK, HTTP, LIMITS, RASA, RELAY, VAULT
 from bot.gateway.limits import AddressLimits, GatewayLimits
@@ -343,20 +340,3 @@ def create_app(
     setup_console(app)
     setup_security(app)  # headers on every response; a French 500 as a last resort
     return app
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bot.gateway.app")
-    parser.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
-    args = parser.parse_args()
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
-    app = create_app()
-    # Each channel is on only when its token is set (its routes answer 404 otherwise).
-    setup_telegram(app)
-    setup_slack(app)
-    web.run_app(app, host=args.host, port=args.port, print=None)
-
-
-if __name__ == "__main__":
-    main()

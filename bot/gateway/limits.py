@@ -24,10 +24,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from aiohttp import web
+
+from bot.gateway.webhooks import BoundedDict
 
 MAX_TRACKED_KEYS = 50_000
 # The values a voter types for a chore; guessing a NUMEN and a birth date needs one per guess.
@@ -42,7 +43,8 @@ class RateLimiter:
     def __init__(self, per_minute: float, burst: float) -> None:
         self._rate = per_minute / 60
         self._burst = burst
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # key -> (tokens, when); each use sets it again: the least recently used goes first
+        self._buckets: BoundedDict[str, tuple[float, float]] = BoundedDict(MAX_TRACKED_KEYS)
 
     def allow(self, key: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
@@ -50,8 +52,6 @@ class RateLimiter:
         tokens = min(self._burst, tokens + (now - last) * self._rate)
         allowed = tokens >= 1
         self._buckets[key] = (tokens - 1 if allowed else tokens, now)
-        while len(self._buckets) > MAX_TRACKED_KEYS:
-            self._buckets.popitem(last=False)
         return allowed
 
 

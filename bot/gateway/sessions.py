@@ -15,7 +15,8 @@ import logging
 import os
 import secrets
 import time
-from collections import OrderedDict
+
+from bot.gateway.webhooks import BoundedDict
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class SessionTokens:
     def __init__(self, key: bytes, max_age_seconds: float) -> None:
         self._key = key
         self._max_age = max_age_seconds
-        self._revoked: OrderedDict[str, float] = OrderedDict()  # token -> when it was revoked
+        # token -> when it was revoked; first in, first out
+        self._revoked: BoundedDict[str, float] = BoundedDict(MAX_REVOKED)
 
     def issue(self) -> str:
         random_part = _b64(secrets.token_bytes(RANDOM_BYTES))
@@ -57,11 +59,8 @@ class SessionTokens:
         now = time.monotonic() if now is None else now
         self._revoked[token] = now
         # A browser drops the cookie after max-age: older revocations need not be kept.
-        while self._revoked and (
-            len(self._revoked) > MAX_REVOKED
-            or next(iter(self._revoked.values())) < now - self._max_age
-        ):
-            self._revoked.popitem(last=False)
+        while self._revoked and next(iter(self._revoked.values())) < now - self._max_age:
+            self._revoked.popitem()
 
     def _signature(self, random_part: str) -> str:
         return _b64(hmac.new(self._key, random_part.encode(), hashlib.sha256).digest())

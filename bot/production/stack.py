@@ -212,7 +212,7 @@ class ProductionStack:
         self._spawn(
             "gateway",
             [
-                gateway_python(), "-m", "bot.gateway.app",
+                gateway_python(), "-m", "bot.gateway",
                 "--host", self.gateway_host, "--port", str(self.gateway_port),
             ],
         )  # fmt: skip

@@ -1,4 +1,5 @@
-"""The Rasa input channel the gateway talks to (runs inside the Rasa server).
+"""The Rasa input channel the gateway talks to. It runs inside the Rasa server, which loads it
+through credentials.yml; the gateway only calls it over HTTP.
 
 Like Rasa's REST channel, plus what the support desk needs:
 - `POST /webhooks/gateway/webhook` {"sender", "message"} answers
