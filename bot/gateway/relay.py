@@ -15,7 +15,6 @@ import json
 import logging
 import time
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +27,7 @@ from bot import config
 from bot.answers import handoff
 from bot.gateway.limits import CHORE_KINDS, ChoreLimits, GatewayLimits, RateLimiter
 from bot.gateway.turns import ConversationTurns
+from bot.gateway.webhooks import BoundedDict
 from bot.personal_data.redaction import redact
 from bot.personal_data.vault import Vault
 from bot.support.desk import SupportDesk, handoff_event
@@ -112,7 +112,7 @@ class TurnCounter:
     def __init__(self, limit: int, idle_seconds: float) -> None:
         self.limit = limit
         self._idle = idle_seconds
-        self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._counts: BoundedDict[str, tuple[int, float]] = BoundedDict(MAX_TRACKED_SENDERS)
 
     def add(self, sender: str, now: float | None = None) -> bool:
         """Count one message; False when the conversation already reached the limit."""
@@ -122,8 +122,6 @@ class TurnCounter:
             count = 0
         allowed = not self.limit or count < self.limit
         self._counts[sender] = (count + 1 if allowed else count, now)
-        while len(self._counts) > MAX_TRACKED_SENDERS:
-            self._counts.popitem(last=False)
         return allowed
 
     def reset(self, sender: str) -> None:
@@ -155,7 +153,7 @@ class Relay:
         self._chores = ChoreLimits(limits)
         self._turns = ConversationTurns()
         # sender -> payloads of the buttons offered (an insertion-ordered dict used as a set)
-        self._offered: OrderedDict[str, dict[str, None]] = OrderedDict()
+        self._offered: BoundedDict[str, dict[str, None]] = BoundedDict(MAX_TRACKED_SENDERS)
 
     async def send(
         self,
@@ -279,8 +277,6 @@ class Relay:
             while len(offered) > MAX_PAYLOADS_PER_SENDER:
                 offered.pop(next(iter(offered)))
             self._offered[sender] = offered
-            while len(self._offered) > MAX_TRACKED_SENDERS:
-                self._offered.popitem(last=False)
 
     async def _post(self, sender: str, text: str) -> tuple[list[dict[str, Any]], TurnNlu | None]:
         replica = replica_for(sender, self.replicas)
