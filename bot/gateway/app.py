@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import config
 from bot.channels.slack import setup_slack
 from bot.channels.telegram import setup_telegram
+from bot.db import create_schema, make_engine
 from bot.gateway.console import setup_console
 from bot.gateway.keys import DESK, HTTP, LIMITS, RASA, RELAY, VAULT
 from bot.gateway.limits import AddressLimits, GatewayLimits
@@ -45,7 +46,6 @@ from bot.gateway.relay import (
 from bot.gateway.security import setup_security
 from bot.gateway.sessions import SessionTokens, session_key
 from bot.knowledge import Knowledge
-from bot.knowledge.store import make_engine
 from bot.personal_data.vault import Vault
 from bot.support.desk import SupportDesk
 from bot.support.models import utcnow
@@ -351,6 +351,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
     args = parser.parse_args()
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    create_schema()  # the tables of BOT_DATABASE_URL, if missing
     app = create_app()
     # Each channel is on only when its token is set (its routes answer 404 otherwise).
     setup_telegram(app)
