@@ -4,9 +4,9 @@ most asked topics, the questions it did not understand (grouped), with plots, an
 questions as candidate NLU training examples for review.
 
 Reads the support desk's tables (`support_conversations`, `support_turns`, `support_handoffs`)
-and never writes a row. No personal data in any output: texts were redacted by the gateway and are
-redacted again here, and conversation ids (a Telegram or Slack sender id names a person) are
-never output.
+and never writes a row nor creates a table. No personal data in any output: texts were redacted
+by the gateway and are redacted again here, and conversation ids (a Telegram or Slack sender id
+names a person) are never output.
 
 `python -m bot.support.insights [--days N] [--out DIR] [--now ISO]` writes the report
 (`./scripts/insights`).
