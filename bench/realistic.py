@@ -166,9 +166,10 @@ def load(split: str) -> list[dict]:
 
 def rendered_answers() -> dict[str, str]:
     """The first sentence of each knowledge-base answer, as the assistant writes it."""
-    from bot.knowledge.store import Knowledge, load_kb, make_engine
+    from bot.db import create_schema
+    from bot.knowledge.store import Knowledge, load_kb
 
-    engine = make_engine("sqlite://")
+    engine = create_schema("sqlite://")
     load_kb(engine, REPO_ROOT / "kb" / "faq_fr.md")
     knowledge = Knowledge(engine)
     firsts = {}

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.config import REPO_ROOT
-from bot.knowledge import Knowledge, load_kb, make_engine
+from bot.db import create_schema
+from bot.knowledge import Knowledge, load_kb
 from bot.local_stack import LocalStack
 from bot.training import ensure_model
 
@@ -59,7 +60,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture()
 def knowledge(tmp_path: Path) -> Knowledge:
     """The real knowledge base, loaded into a fresh SQLite file."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'kb.db'}")
+    engine = create_schema(f"sqlite:///{tmp_path / 'kb.db'}")
     load_kb(engine, KB)
     return Knowledge(engine)
 

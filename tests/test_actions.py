@@ -17,7 +17,8 @@ from bot.actions import (
     ActionWhoVotes,
 )
 from bot.actions.handoff import ActionRequestHuman
-from bot.knowledge import Knowledge, make_engine
+from bot.db import create_schema, make_engine
+from bot.knowledge import Knowledge
 from bot.knowledge.topics import faq_action_topics
 from bot.personal_data.vault import Vault
 from tests.actions_helpers import run, said, tracker
@@ -265,7 +266,7 @@ def test_the_third_unanswered_message_in_a_row_goes_to_a_human(knowledge, earlie
 
 
 def test_asking_for_a_person_during_a_chore_ends_the_chore_and_forgets_its_values(tmp_path):
-    vault = Vault(make_engine(f"sqlite:///{tmp_path / 'vault.db'}"), Fernet.generate_key())
+    vault = Vault(create_schema(f"sqlite:///{tmp_path / 'vault.db'}"), Fernet.generate_key())
     vault.put("test-user", {"numen": "01E9501234ABC"})
     state = tracker("ask_human", "un conseiller svp")
     state.active_loop = {"name": "voter_id_reissue_form"}

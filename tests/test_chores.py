@@ -25,7 +25,8 @@ from bot.actions.chores import (
     ChoreServices,
 )
 from bot.answers import chore_wording as say
-from bot.knowledge import Knowledge, make_engine
+from bot.db import create_schema
+from bot.knowledge import Knowledge
 from bot.local_stack import free_port
 from bot.personal_data.vault import Vault
 from bot.portal.client import PortalClient, PortalUnavailable, ResetOutcome, ResetStatus
@@ -34,7 +35,7 @@ from tests.actions_helpers import run, said, tracker
 
 @pytest.fixture()
 def vault(tmp_path: Path) -> Vault:
-    return Vault(make_engine(f"sqlite:///{tmp_path / 'vault.db'}"), Fernet.generate_key())
+    return Vault(create_schema(f"sqlite:///{tmp_path / 'vault.db'}"), Fernet.generate_key())
 
 
 @pytest.fixture()

@@ -30,9 +30,10 @@ from sqlalchemy.orm import Session
 
 from bot.answers.handoff import REASON_ASKED
 from bot.config import REPO_ROOT
+from bot.db import create_schema, make_engine
 from bot.gateway import console
 from bot.gateway.app import create_app, sender_id
-from bot.knowledge import Knowledge, load_kb, make_engine
+from bot.knowledge import Knowledge, load_kb
 from bot.local_stack import free_port
 from bot.personal_data.vault import Vault
 from bot.support import accounts as accounts_module
@@ -168,7 +169,7 @@ def on_console(scenario: Scenario, rasa_url: str | None = None, kb: bool = False
 
     async def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
-            engine = make_engine(f"sqlite:///{folder}/bot.db")
+            engine = create_schema(f"sqlite:///{folder}/bot.db")
             if kb:
                 load_kb(engine, KB)
             accounts = Accounts(engine)
@@ -772,7 +773,7 @@ def test_passwords_are_hashed_with_scrypt_a_random_salt_and_their_parameters():
 
 
 def test_a_login_costs_one_password_hash_whether_or_not_the_account_exists(monkeypatch, tmp_path):
-    accounts = Accounts(make_engine(f"sqlite:///{tmp_path / 'bot.db'}"))
+    accounts = Accounts(create_schema(f"sqlite:///{tmp_path / 'bot.db'}"))
     accounts.create_agent("alice", "Alice Martin", PASSWORD)
     accounts.create_agent("denis", "Denis Parti", PASSWORD)
     accounts.set_active("denis", False)
@@ -797,7 +798,7 @@ def test_a_login_costs_one_password_hash_whether_or_not_the_account_exists(monke
 
 def test_sessions_expire_after_twelve_hours(tmp_path):
     now = [datetime(2024, 11, 30, 8, 0)]
-    accounts = Accounts(make_engine(f"sqlite:///{tmp_path / 'bot.db'}"), clock=lambda: now[0])
+    accounts = Accounts(create_schema(f"sqlite:///{tmp_path / 'bot.db'}"), clock=lambda: now[0])
     agent = accounts.create_agent("alice", "Alice Martin", PASSWORD)
     token, session = accounts.open_session(agent.id)
     assert session.expires_at == datetime(2024, 11, 30, 20, 0)
@@ -809,7 +810,7 @@ def test_sessions_expire_after_twelve_hours(tmp_path):
 
 
 def test_account_rules_are_explained_in_french(tmp_path):
-    accounts = Accounts(make_engine(f"sqlite:///{tmp_path / 'bot.db'}"))
+    accounts = Accounts(create_schema(f"sqlite:///{tmp_path / 'bot.db'}"))
     with pytest.raises(AccountError, match="trop court"):
         accounts.create_agent("alice", "Alice", "court")
     with pytest.raises(AccountError, match="Identifiant invalide"):

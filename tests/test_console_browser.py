@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import REPO_ROOT
+from bot.db import make_engine
 from bot.gateway import console
-from bot.knowledge import make_engine
 from bot.local_stack import LocalStack
 from bot.support import models, wording
 

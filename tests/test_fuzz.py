@@ -33,10 +33,11 @@ from bot.answers.handoff import REASON_ASKED
 from bot.channels.slack import EVENTS_PATH, INTERACTIVE_PATH, SLACK, SlackSettings, setup_slack
 from bot.channels.telegram import ROUTE, SECRET_HEADER, TELEGRAM, TelegramSettings, setup_telegram
 from bot.config import REPO_ROOT
+from bot.db import create_schema
 from bot.gateway import console
 from bot.gateway.app import MAX_BODY_BYTES, create_app
 from bot.gateway.keys import DESK
-from bot.knowledge import Knowledge, load_kb, make_engine
+from bot.knowledge import Knowledge, load_kb
 from bot.local_stack import TEST_LIMITS
 from bot.personal_data.vault import Vault
 from bot.support import models
@@ -233,7 +234,7 @@ def edge(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> I
     loop = asyncio.new_event_loop()
     stack = AsyncExitStack()
     with tempfile.TemporaryDirectory() as folder:
-        engine = make_engine(f"sqlite:///{folder}/bot.db")
+        engine = create_schema(f"sqlite:///{folder}/bot.db")
         load_kb(engine, KB)  # the copilot searches it
         accounts = Accounts(engine)
         accounts.create_agent("alice", "Alice Martin", PASSWORD, "agent")

@@ -14,9 +14,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
 from bot.config import REPO_ROOT
+from bot.db import create_schema
 from bot.gateway.app import FOREIGN_SITE, MAX_MESSAGE_CHARS, allowed_origins, create_app, sender_id
 from bot.gateway.relay import RateLimiter
-from bot.knowledge.store import make_engine
 from bot.local_stack import free_port
 from bot.personal_data.redaction import EMAIL_LOCAL_PLACEHOLDER, PLACEHOLDERS
 from bot.personal_data.vault import Vault
@@ -27,7 +27,7 @@ Scenario = Callable[[TestClient], Awaitable[None]]
 def with_gateway(rasa_url: str, scenario: Scenario) -> None:
     async def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
-            vault = Vault(make_engine(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
+            vault = Vault(create_schema(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
             async with TestClient(TestServer(create_app(rasa_url, vault=vault))) as client:
                 await scenario(client)
 
@@ -288,7 +288,7 @@ def with_fake_rasa(scenario: Callable[[TestClient, list[dict], Vault], Awaitable
         rasa = web.Application()
         rasa.router.add_post("/webhooks/gateway/webhook", fake_rasa)
         with tempfile.TemporaryDirectory() as folder:
-            vault = Vault(make_engine(f"sqlite:///{folder}/bot.db"), Fernet.generate_key())
+            vault = Vault(create_schema(f"sqlite:///{folder}/bot.db"), Fernet.generate_key())
             async with TestServer(rasa) as server:
                 app = create_app(str(server.make_url("")), vault=vault)
                 async with TestClient(TestServer(app)) as client:

@@ -18,9 +18,10 @@ from cryptography.fernet import Fernet
 from bot.channels.slack import SlackSettings, setup_slack
 from bot.channels.telegram import TelegramSettings, setup_telegram
 from bot.config import REPO_ROOT
+from bot.db import create_schema, make_engine
 from bot.gateway.app import create_app, sender_id
 from bot.gateway.keys import DESK
-from bot.knowledge import Knowledge, load_kb, make_engine
+from bot.knowledge import Knowledge, load_kb
 from bot.personal_data.vault import Vault
 from bot.support import models, wording
 from bot.support.store import HandoffConflict, SupportStore
@@ -108,7 +109,7 @@ async def desk(online: bool = True) -> AsyncIterator[Desk]:
     platform_app = web.Application()
     platform_app.router.add_post("/{tail:.*}", platform)
     with tempfile.TemporaryDirectory() as folder:
-        engine = make_engine(f"sqlite:///{folder}/bot.db")
+        engine = create_schema(f"sqlite:///{folder}/bot.db")
         load_kb(engine, REPO_ROOT / "kb" / "faq_fr.md")
         vault = Vault(engine, Fernet.generate_key())
         async with TestServer(rasa.app()) as rasa_server, TestServer(platform_app) as fake:

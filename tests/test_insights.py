@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from bot.answers.handoff import REASON_ASKED, REASON_MISUNDERSTOOD
 from bot.config import REPO_ROOT
-from bot.knowledge import load_kb, make_engine
+from bot.db import create_schema, make_engine
+from bot.knowledge import load_kb
 from bot.local_stack import LocalStack
 from bot.support import models, wording
 from bot.support.insights import (
@@ -82,7 +83,7 @@ class Desk:
 
 @pytest.fixture()
 def engine(tmp_path: Path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'bot.db'}")
+    engine = create_schema(f"sqlite:///{tmp_path / 'bot.db'}")
     load_kb(engine, KB)
     return engine
 

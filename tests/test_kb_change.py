@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.actions import ActionAnswerFaq, ActionHelp, ActionWebmail, ActionWhoVotes
-from bot.knowledge import Knowledge, load_kb, make_engine
+from bot.db import create_schema
+from bot.knowledge import Knowledge, load_kb
 from tests.actions_helpers import run, said, tracker
 from tests.conftest import KB
 from tests.test_actions import FAQ_INTENTS
@@ -28,7 +29,7 @@ def every_answer(knowledge: Knowledge) -> str:
 
 def knowledge_from(text: str, folder: Path) -> Knowledge:
     (folder / "faq_fr.md").write_text(text, encoding="utf-8")
-    engine = make_engine(f"sqlite:///{folder / 'kb.db'}")
+    engine = create_schema(f"sqlite:///{folder / 'kb.db'}")
     load_kb(engine, folder / "faq_fr.md")
     return Knowledge(engine)
 
@@ -58,7 +59,7 @@ def test_changing_a_date_and_a_host_in_the_kb_changes_every_answer(tmp_path):
 
 
 def test_reloading_an_unchanged_kb_is_a_no_op_and_a_changed_one_replaces_it(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'kb.db'}")
+    engine = create_schema(f"sqlite:///{tmp_path / 'kb.db'}")
     kb = tmp_path / "faq_fr.md"
     kb.write_text(KB.read_text(encoding="utf-8"), encoding="utf-8")
     assert load_kb(engine, kb) is True

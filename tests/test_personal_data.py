@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.knowledge.store import make_engine
+from bot.db import create_schema, make_engine
 from bot.personal_data import parsing
 from bot.personal_data.redaction import redact
 from bot.personal_data.vault import Vault
@@ -146,7 +146,7 @@ def test_mistyped_numen_and_spaced_numen_are_redacted_too():
 
 def test_the_vault_encrypts_expires_and_forgets(tmp_path: Path):
     database = tmp_path / "vault.db"
-    vault = Vault(make_engine(f"sqlite:///{database}"), Fernet.generate_key(), ttl_seconds=60)
+    vault = Vault(create_schema(f"sqlite:///{database}"), Fernet.generate_key(), ttl_seconds=60)
     vault.put("voter-1", {"numen": "01E9501234ABC", "phone": "0612345678"})
     vault.put("voter-1", {"numen": "02E9501234ABC"})
     assert vault.get("voter-1", "numen") == "02E9501234ABC"

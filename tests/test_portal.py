@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.config import REPO_ROOT
+from bot.db import PORTAL, create_schema
 from bot.knowledge import Knowledge, default_knowledge
 from bot.knowledge.store import Period
 from bot.local_stack import free_port
@@ -36,7 +37,7 @@ from bot.portal.client import (
     ResetOutcome,
     ResetStatus,
 )
-from bot.portal.models import make_engine
+from bot.portal.models import portal_engine
 from bot.portal.registry import DEMO_CSV, VoterImportError, import_voters, parse_voters
 from bot.portal.settings import Limits
 from bot.portal.simulated import create_app
@@ -138,7 +139,8 @@ def with_portal(tmp_path: Path, kb: Knowledge) -> Callable[..., None]:
 
     def run(scenario: Scenario, limits: Limits | None = None, url: str | None = None) -> None:
         async def main() -> None:
-            engine = make_engine(url or f"sqlite:///{tmp_path / 'portal.db'}")
+            engine = portal_engine(url or f"sqlite:///{tmp_path / 'portal.db'}")
+            create_schema(engine, PORTAL)
             import_voters(engine, DEMO_CSV)
             clock = FakeClock()
             app = create_app(engine, TOKEN, limits=limits or Limits(), clock=clock)
@@ -551,7 +553,7 @@ def test_importing_again_updates_voters_and_keeps_their_reissues(
         )
         (tmp_path / "moved.csv").write_text(moved.replace(",", ";"), encoding="utf-8")
         report = import_voters(
-            make_engine(f"sqlite:///{tmp_path / 'portal.db'}"), tmp_path / "moved.csv"
+            portal_engine(f"sqlite:///{tmp_path / 'portal.db'}"), tmp_path / "moved.csv"
         )
         assert (report.created, report.updated) == (0, len(VOTERS))
         outcome = await portal.reissue("after-update")

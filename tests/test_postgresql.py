@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from bot.actions import ActionAnswerFaq, ActionWhoVotes
-from bot.knowledge import Knowledge, load_kb, make_engine
+from bot.db import create_schema
+from bot.knowledge import Knowledge, load_kb
 from tests.actions_helpers import run, said, tracker
 from tests.conftest import KB
 
 
 def test_the_knowledge_base_loads_and_answers_from_postgresql(postgres_url):
-    engine = make_engine(postgres_url)
+    engine = create_schema(postgres_url)
     assert load_kb(engine, KB) is True
     assert load_kb(engine, KB) is False
     knowledge = Knowledge(engine)

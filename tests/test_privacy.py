@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.chores import ActionSubmitVoterIdReissue, ChoreServices, ValidateVoterIdReissueForm
-from bot.knowledge import Knowledge, load_kb, make_engine
+from bot.db import PORTAL, create_schema
+from bot.knowledge import Knowledge, load_kb
 from bot.personal_data import parsing
 from bot.personal_data.recognition import fold
 from bot.personal_data.redaction import EMAIL_LOCAL_PLACEHOLDER, holds_a_password, redact
@@ -423,9 +424,9 @@ def form_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("privacy")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("BOT_NOW", "2018-11-30T12:00")
-        engine = make_engine(f"sqlite:///{root / 'kb.db'}")
+        engine = create_schema(f"sqlite:///{root / 'kb.db'}")
         load_kb(engine, KB)
-        vault = Vault(make_engine(f"sqlite:///{root / 'vault.db'}"), Fernet.generate_key())
+        vault = Vault(create_schema(f"sqlite:///{root / 'vault.db'}"), Fernet.generate_key())
         yield Knowledge(engine), vault, root
 
 
@@ -435,7 +436,8 @@ def reissue_through_the_form(form_world, values: list[Typed], split: bool) -> tu
     knowledge, vault, root = form_world
     numen_of = next(v for v in values if v.kind == "numen").expected
     born = date.fromisoformat(next(v for v in values if v.kind == "birth_date").expected)
-    portal_db = portal_models.make_engine(f"sqlite:///{root / f'portal-{numen_of}.db'}")
+    portal_db = portal_models.portal_engine(f"sqlite:///{root / f'portal-{numen_of}.db'}")
+    create_schema(portal_db, PORTAL)
     voter = VoterRow(
         numen_of, "Essai", "Voter", born, f"v.{numen_of.lower()}@ac-lyon.fr", "Lyon",
         "PE et instituteur",

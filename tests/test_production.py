@@ -24,8 +24,9 @@ from alembic.migration import MigrationContext
 from rasa.core.lock_store import LockError
 from sqlalchemy import create_engine, inspect, text
 
+from bot.db import create_schema, make_engine
 from bot.gateway.relay import TurnCounter, replica_for
-from bot.knowledge import load_kb, make_engine
+from bot.knowledge import load_kb
 from bot.production.lock_store import AtomicRedisLockStore
 from bot.production.migrations import migrate
 from bot.production.migrations.metadata import target_metadata
@@ -306,7 +307,7 @@ def _through_a_gateway_with_fake_replicas(monkeypatch, scenario, replicas: int =
         for server in servers:
             await server.start_server()
         monkeypatch.setenv("RASA_URLS", ",".join(str(s.make_url("")) for s in servers))
-        vault = Vault(make_engine(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
+        vault = Vault(create_schema(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
         gateway = TestServer(create_app(vault=vault))
         await gateway.start_server()
         clients: list[TestClient] = []
@@ -401,10 +402,8 @@ def test_the_migrations_create_exactly_the_models_schema_on_postgresql(postgres_
 
 
 def test_a_database_made_before_migrations_is_adopted_not_recreated(postgres_database):
-    engine = make_engine(postgres_database)
-    load_kb(engine, KB)  # what `python -m bot.knowledge load` did before migrations
-    for metadata in target_metadata:
-        metadata.create_all(engine)
+    engine = create_schema(postgres_database)  # what `python -m bot.knowledge load` did
+    load_kb(engine, KB)  # before migrations
     migrate(postgres_database)
     with engine.connect() as connection:
         assert "alembic_version" in inspect(connection).get_table_names()

@@ -28,8 +28,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot.config import REPO_ROOT
-from bot.knowledge.store import make_engine
-from bot.personal_data.vault import VaultEntry, create_vault_table
+from bot.db import create_schema, make_engine
+from bot.personal_data.vault import VaultEntry
 from bot.support import models
 from bot.support.accounts import Accounts
 from bot.support.retention import RetentionPolicy, purge_support, purge_tracker
@@ -59,9 +59,8 @@ def conversation(session: Session, cid: str, last_at: datetime, turns: list[date
 
 def populate(engine: Engine) -> int:
     """Conversations of every age and state; returns the agent's id."""
-    accounts = Accounts(engine)  # creates the support tables
-    accounts.create_agent("alice", "Alice Martin", PASSWORD, "agent")
-    create_vault_table(engine)
+    create_schema(engine)
+    Accounts(engine).create_agent("alice", "Alice Martin", PASSWORD, "agent")
     with Session(engine, future=True) as session, session.begin():
         agent = session.scalar(select(models.Agent.id))
         conversation(session, "web-old", OLD, [OLD - timedelta(days=1), OLD])

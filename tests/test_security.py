@@ -21,9 +21,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
 from bot.config import REPO_ROOT
+from bot.db import create_schema
 from bot.gateway.app import create_app
 from bot.gateway.security import INTERNAL_ERROR, UNREADABLE_CHARSET
-from bot.knowledge.store import make_engine
 from bot.local_stack import LocalStack, free_port, wait_for
 from bot.personal_data.vault import Vault
 
@@ -46,7 +46,7 @@ EVERY_KIND_OF_RESPONSE = [
 def on_gateway(scenario) -> None:
     async def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
-            vault = Vault(make_engine(f"sqlite:///{folder}/bot.db"), Fernet.generate_key())
+            vault = Vault(create_schema(f"sqlite:///{folder}/bot.db"), Fernet.generate_key())
             app = create_app(f"http://127.0.0.1:{free_port()}", vault=vault)
 
             async def broken(request: web.Request) -> web.Response:

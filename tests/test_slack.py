@@ -36,8 +36,8 @@ from bot.channels.slack import (
     setup_slack,
     to_mrkdwn,
 )
+from bot.db import create_schema
 from bot.gateway.app import create_app
-from bot.knowledge.store import make_engine
 from bot.local_stack import free_port
 from bot.personal_data.vault import Vault
 
@@ -235,7 +235,7 @@ async def slack_stack(
     rasa = rasa or FakeRasa()
     slack = slack or FakeSlack()
     with tempfile.TemporaryDirectory() as folder:
-        vault = Vault(make_engine(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
+        vault = Vault(create_schema(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
         async with TestServer(rasa.app()) as fake_rasa, TestServer(slack.app()) as fake_slack:
             slack_root = str(fake_slack.make_url("")).rstrip("/")
             app = create_app(rasa_url or str(fake_rasa.make_url("")), vault=vault)

@@ -39,8 +39,8 @@ from bot.channels.telegram import (
     split_text,
     telegram_html,
 )
+from bot.db import create_schema, make_engine
 from bot.gateway.app import create_app
-from bot.knowledge.store import make_engine
 from bot.local_stack import free_port
 from bot.personal_data.vault import Vault
 
@@ -145,7 +145,7 @@ async def telegram_stack(rasa: FakeRasa | None = None, rasa_url: str = "") -> As
     rasa = rasa or FakeRasa()
     async with fake_bot_api() as (api, settings), TestServer(rasa.app()) as rasa_server:
         with tempfile.TemporaryDirectory() as folder:
-            vault = Vault(make_engine(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
+            vault = Vault(create_schema(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
             app = create_app(rasa_url or str(rasa_server.make_url("")), vault=vault)
             setup_telegram(app, settings)
             async with TestClient(TestServer(app)) as gateway:
@@ -516,7 +516,7 @@ def test_shutdown_waits_for_updates_in_progress():
     async def scenario() -> None:
         async with fake_bot_api() as (api, settings), TestServer(rasa.app()) as rasa_server:
             with tempfile.TemporaryDirectory() as folder:
-                vault = Vault(make_engine(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
+                vault = Vault(create_schema(f"sqlite:///{folder}/vault.db"), Fernet.generate_key())
                 app = create_app(str(rasa_server.make_url("")), vault=vault)
                 setup_telegram(app, settings)
                 async with TestClient(TestServer(app)) as gateway:

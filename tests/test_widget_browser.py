@@ -23,9 +23,9 @@ import pytest
 import requests
 
 from bot.config import REPO_ROOT
+from bot.db import make_engine
 from bot.gateway.app import BAD_REQUEST, sender_id
 from bot.gateway.relay import TOO_FAST, TOO_LONG, UNAVAILABLE
-from bot.knowledge.store import make_engine
 from bot.local_stack import LocalStack, free_port, wait_for
 from bot.personal_data.vault import Vault
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.channels.slack import setup_slack
 from bot.channels.telegram import setup_telegram
+from bot.db import create_schema
 from bot.gateway.app import create_app
 
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    create_schema()  # the tables of BOT_DATABASE_URL, if missing
     web.run_app(build_app(), host=args.host, port=args.port, print=None)
 
 

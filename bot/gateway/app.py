@@ -28,6 +28,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import config
+from bot.db import make_engine
 from bot.gateway.console import setup_console
 from bot.gateway.keys import DESK, HTTP, LIMITS, RASA, RELAY, VAULT
 from bot.gateway.limits import AddressLimits, GatewayLimits
@@ -42,7 +43,6 @@ from bot.gateway.relay import (
 from bot.gateway.security import setup_security
 from bot.gateway.sessions import SessionTokens, session_key
 from bot.knowledge import Knowledge
-from bot.knowledge.store import make_engine
 from bot.personal_data.vault import Vault
 from bot.support.desk import SupportDesk
 from bot.support.models import utcnow

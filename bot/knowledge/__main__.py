@@ -7,10 +7,9 @@ import logging
 import sys
 
 from bot import config
+from bot.db import create_schema, make_engine
 from bot.knowledge.kb_file import KbFormatError
-from bot.knowledge.store import load_kb, make_engine
-from bot.personal_data.vault import create_vault_table
-from bot.support.models import create_support_tables
+from bot.knowledge.store import load_kb
 
 
 def main() -> int:
@@ -19,14 +18,14 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="reload even if unchanged")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    engine = make_engine()
+    create_schema(engine)
     try:
-        changed = load_kb(make_engine(), config.kb_path(), force=args.force)
-        create_vault_table(make_engine())
-        create_support_tables(make_engine())
+        changed = load_kb(engine, config.kb_path(), force=args.force)
     except KbFormatError as error:
         print(f"kb/faq_fr.md invalide : {error}", file=sys.stderr)
         return 2
-    url = make_engine().url.render_as_string(hide_password=True)
+    url = engine.url.render_as_string(hide_password=True)
     print(f"Base de connaissances {'chargée' if changed else 'à jour'} : {url}")
     return 0
 

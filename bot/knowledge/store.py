@@ -10,11 +10,12 @@ from datetime import datetime, time
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot import config
+from bot.db import create_schema, make_engine
 from bot.knowledge import clock, kb_file, models
 from bot.knowledge.french import french_date
 from bot.knowledge.matching import scrutins_named
@@ -23,29 +24,16 @@ from bot.knowledge.search import AnswerSearch, Hit
 logger = logging.getLogger(__name__)
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """Engine for `url` (default: `BOT_DATABASE_URL`); creates the SQLite folder if needed."""
-    url = url or config.database_url()
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    # hide_parameters: a failing statement's error (and its log line) never quotes the values,
-    # which may be what a user typed (a message, a masked value, an address).
-    engine = create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA foreign_keys=ON"))
-    return engine
-
-
 def load_kb(engine: Engine, kb_path: Path, force: bool = False) -> bool:
     """Make the database hold `kb_path`; return True when it (re)loaded.
 
     The file's SHA-256 is stored, so an unchanged file costs one query. The whole replacement is
-    one transaction: readers see the old or the new knowledge base, never a mix.
+    one transaction: readers see the old or the new knowledge base, never a mix. The tables must
+    exist (`bot.db.create_schema`).
     """
     raw = Path(kb_path).read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     kb = kb_file.parse_kb(raw.decode("utf-8"))
-    models.Base.metadata.create_all(engine)
     with Session(engine, future=True) as session:
         current = session.scalars(select(models.KbVersion.sha256)).first()
     if current == digest and not force:
@@ -294,7 +282,9 @@ def _scrutin(row: models.Scrutin) -> ScrutinInfo:
 
 @lru_cache(maxsize=1)
 def default_knowledge() -> Knowledge:
-    """The process-wide knowledge base: `BOT_DATABASE_URL`, loaded from `BOT_KB_PATH`."""
+    """The process-wide knowledge base: `BOT_DATABASE_URL`, its tables created if missing (how
+    the action server starts), loaded from `BOT_KB_PATH`."""
     engine = make_engine()
+    create_schema(engine)
     load_kb(engine, config.kb_path())
     return Knowledge(engine)

@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Column, Float, LargeBinary, String, delete, inspect, select
+from sqlalchemy import Column, Float, LargeBinary, String, delete, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, declarative_base
 
 from bot import config
+from bot.db import make_engine
 
 Base = declarative_base()
 
@@ -35,21 +35,13 @@ class VaultEntry(Base):
     expires_at = Column(Float, nullable=False, index=True)
 
 
-def create_vault_table(engine: Engine) -> None:
-    """Create the vault's table if needed (tolerates another process doing it at the same time)."""
-    try:
-        Base.metadata.create_all(engine)
-    except (OperationalError, ProgrammingError, IntegrityError):
-        if not inspect(engine).has_table(VaultEntry.__tablename__):
-            raise
-
-
 class Vault:
+    """The vault over `engine`, whose table `bot.db.create_schema` created."""
+
     def __init__(self, engine: Engine, key: bytes, ttl_seconds: int = 900) -> None:
         self._engine = engine
         self._fernet = Fernet(key)
         self._ttl = ttl_seconds
-        create_vault_table(engine)
 
     @property
     def engine(self) -> Engine:
@@ -105,6 +97,4 @@ def _hash(sender: str) -> str:
 @lru_cache(maxsize=1)
 def default_vault() -> Vault:
     """The process-wide vault, in our database (`BOT_DATABASE_URL`)."""
-    from bot.knowledge.store import make_engine
-
     return Vault.from_env(make_engine())

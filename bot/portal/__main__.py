@@ -19,9 +19,11 @@ import sys
 from datetime import datetime
 
 from aiohttp import web
+from sqlalchemy.engine import Engine
 
+from bot.db import PORTAL, create_schema
 from bot.portal import settings
-from bot.portal.models import make_engine
+from bot.portal.models import portal_engine
 from bot.portal.registry import DEMO_CSV, VoterImportError, import_voters, registry_size
 from bot.portal.simulated import clear_outbox, create_app, outbox
 
@@ -41,7 +43,7 @@ def serve(host: str, port: int) -> int:
             )
             return 2
         logger.warning("PORTAL_TOKEN is not set: using the local development token")
-    engine = make_engine()
+    engine = _portal_database()
     if registry_size(engine) == 0:
         report = import_voters(engine, DEMO_CSV)
         logger.info("empty registry: %d demo voters imported", report.created)
@@ -51,7 +53,7 @@ def serve(host: str, port: int) -> int:
 
 def import_csv(path: str) -> int:
     try:
-        report = import_voters(make_engine(), path)
+        report = import_voters(_portal_database(), path)
     except FileNotFoundError:
         print(f"Fichier introuvable : {path}", file=sys.stderr)
         return 2
@@ -65,7 +67,7 @@ def import_csv(path: str) -> int:
 
 
 def show_outbox(clear: bool) -> int:
-    engine = make_engine()
+    engine = _portal_database()
     if clear:
         print(f"Boîte d'envoi vidée : {clear_outbox(engine)} message(s) supprimé(s).")
         return 0
@@ -85,6 +87,13 @@ def show_outbox(clear: bool) -> int:
             print(f"    {line}")
         print()
     return 0
+
+
+def _portal_database() -> Engine:
+    """The simulator's database (`PORTAL_DATABASE_URL`), its tables created if missing."""
+    engine = portal_engine()
+    create_schema(engine, PORTAL)
+    return engine
 
 
 def _is_loopback(host: str) -> bool:

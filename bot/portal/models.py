@@ -10,7 +10,7 @@ from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Text, eve
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import declarative_base
 
-from bot.knowledge import store
+from bot import db
 from bot.portal import settings
 
 metadata = MetaData()
@@ -83,20 +83,24 @@ class OutboxMessage(Base):
     created_at = Column(Float, nullable=False)
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """Engine of the simulator's database (default `PORTAL_DATABASE_URL`), tables created.
+def portal_engine(url: str | None = None) -> Engine:
+    """Engine of the simulator's database (default `PORTAL_DATABASE_URL`), whose tables
+    `bot.db.create_schema(engine, bot.db.PORTAL)` creates.
 
     On SQLite every transaction starts with BEGIN IMMEDIATE: concurrent requests then queue
     for the write lock (busy timeout) instead of failing when a reader tries to write.
     """
-    engine = store.make_engine(url or settings.database_url())
-    if engine.dialect.name == "sqlite":
+    engine = db.make_engine(url or settings.database_url())
+    if engine.dialect.name == "sqlite" and not event.contains(engine, "begin", _begin_immediate):
         event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    metadata.create_all(engine)
+        event.listen(engine, "begin", _begin_immediate)
     return engine
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None  # pysqlite's own BEGIN would be DEFERRED
     dbapi_connection.execute("PRAGMA busy_timeout=15000")
+
+
+def _begin_immediate(connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -43,7 +43,6 @@ from bot.portal.models import (
     StoredResponse,
     VerificationFailure,
     Voter,
-    metadata,
 )
 from bot.portal.settings import Limits
 
@@ -103,8 +102,9 @@ def reset_email_from_json(payload: Any) -> str:
 
 
 class SimulatedPortal:
-    """The portal's rules over its database. Every method is one transaction; `clock` gives
-    the real time (epoch seconds) of locks and rate limits, the calendar follows `BOT_NOW`."""
+    """The portal's rules over its database (tables created by `bot.db.create_schema`). Every
+    method is one transaction; `clock` gives the real time (epoch seconds) of locks and rate
+    limits, the calendar follows `BOT_NOW`."""
 
     def __init__(
         self,
@@ -118,7 +118,6 @@ class SimulatedPortal:
         self._limits = limits or Limits()
         self._clock = clock
         self._log_key = secrets.token_bytes(16)  # log tags can be matched within a run only
-        metadata.create_all(engine)
 
     # --- The two requests ---------------------------------------------------------------------
 
@@ -449,7 +448,7 @@ def create_app(
     limits: Limits | None = None,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """The simulated portal over `engine` (from `bot.portal.models.make_engine`), requiring
+    """The simulated portal over `engine` (from `bot.portal.models.portal_engine`), requiring
     `Authorization: Bearer <token>` on `/api/`. Defaults: the assistant's knowledge base and
     the limits of the environment."""
     if not token:

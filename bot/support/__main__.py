@@ -14,7 +14,7 @@ import getpass
 import os
 import sys
 
-from bot.knowledge.store import make_engine
+from bot.db import create_schema, make_engine
 from bot.support.accounts import AGENT, ROLES, AccountError, Accounts, check_new_password
 
 ROLE_NAMES = {"agent": "conseiller", "analyst": "analyste"}
@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     disable.add_argument("login")
     args = parser.parse_args(argv)
 
-    accounts = Accounts(make_engine())
+    engine = make_engine()
+    create_schema(engine)
+    accounts = Accounts(engine)
     try:
         if args.command == "add":
             created = accounts.create_agent(args.login, args.name, _password(), args.role)

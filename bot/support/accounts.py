@@ -148,7 +148,6 @@ class Accounts:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self._clock = clock
-        models.create_support_tables(engine)
         _unknown_login_hash()  # now, so that the first unknown login costs no extra hash
 
     def _session(self) -> Session:

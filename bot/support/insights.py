@@ -4,9 +4,9 @@ most asked topics, the questions it did not understand (grouped), with plots, an
 questions as candidate NLU training examples for review.
 
 Reads the support desk's tables (`support_conversations`, `support_turns`, `support_handoffs`)
-and never writes a row. No personal data in any output: texts were redacted by the gateway and are
-redacted again here, and conversation ids (a Telegram or Slack sender id names a person) are
-never output.
+and never writes a row nor creates a table. No personal data in any output: texts were redacted
+by the gateway and are redacted again here, and conversation ids (a Telegram or Slack sender id
+names a person) are never output.
 
 `python -m bot.support.insights [--days N] [--out DIR] [--now ISO]` writes the report
 (`./scripts/insights`).
@@ -29,13 +29,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from bot.answers.handoff import REASON_ASKED, REASON_MISUNDERSTOOD
 from bot.knowledge import Knowledge
 from bot.knowledge.matching import fold_key
+from bot.knowledge.models import KbVersion
 from bot.personal_data.redaction import redact
 from bot.support import models
 from bot.support.models import USER
@@ -57,6 +59,16 @@ MAX_VARIANTS = 10  # distinct wordings kept per group
 REPORT_ROWS = 30  # groups and topics shown in the Markdown report
 PLOT_TOPICS = 12
 HIDDEN_TEXT = "(message masqué)"
+DESK_TABLES = (
+    models.Conversation.__tablename__,
+    models.Turn.__tablename__,
+    models.Handoff.__tablename__,
+)
+
+NO_KNOWLEDGE = (
+    "La base de l'assistant ne contient pas encore la base de connaissances : démarrez "
+    "l'assistant (./scripts/run) ou chargez-la (python -m bot.knowledge load), puis relancez."
+)
 
 REPORT_FILE = "rapport.md"
 DAILY_PNG = "par_jour.png"
@@ -238,7 +250,9 @@ def compute(engine: Engine, days: int = 30, now: datetime | None = None) -> Insi
     (not `BOT_NOW`: turns are stamped with the real time)."""
     if days < 1:
         raise ValueError("days must be at least 1")
-    models.create_support_tables(engine)  # a desk that never answered: empty tables, not an error
+    # A desk that never answered has no tables yet: an empty report, not an error (nor a write).
+    existing = inspect(engine)
+    desk_opened = all(existing.has_table(name) for name in DESK_TABLES)
     knowledge = Knowledge(engine)
     zone_name = knowledge.timezone
     zone = ZoneInfo(zone_name)
@@ -257,19 +271,7 @@ def compute(engine: Engine, days: int = 30, now: datetime | None = None) -> Insi
     out_of_scope_texts: list[tuple[str, str]] = []
 
     with Session(engine, future=True) as session:
-        turns = session.execute(
-            select(
-                models.Turn.conversation_id,
-                models.Conversation.channel,
-                models.Turn.at,
-                models.Turn.text,
-                models.Turn.intent,
-            )
-            .join(models.Conversation, models.Conversation.id == models.Turn.conversation_id)
-            .where(models.Turn.role == USER, models.Turn.at >= since, models.Turn.at <= until)
-            .order_by(models.Turn.id)
-            .execution_options(yield_per=2000)
-        )
+        turns = session.execute(_user_turns(since, until)) if desk_opened else ()
         for conversation, channel, at, text, intent in turns:
             day = at.replace(tzinfo=timezone.utc).astimezone(zone).date()
             day_conversations[day, channel].add(conversation)
@@ -292,11 +294,7 @@ def compute(engine: Engine, days: int = 30, now: datetime | None = None) -> Insi
             elif not button and intent == OUT_OF_SCOPE_INTENT:
                 out_of_scope_texts.append((conversation, text))
 
-        handoffs = session.execute(
-            select(models.Handoff.conversation_id, models.Handoff.channel, models.Handoff.reason)
-            .where(models.Handoff.created_at >= since, models.Handoff.created_at <= until)
-            .order_by(models.Handoff.id)
-        ).all()
+        handoffs = session.execute(_handoffs(since, until)).all() if desk_opened else ()
     reasons = Counter({REASON_ASKED: 0, REASON_MISUNDERSTOOD: 0})
     for conversation, channel, reason in handoffs:
         reasons[reason] += 1
@@ -324,6 +322,31 @@ def compute(engine: Engine, days: int = 30, now: datetime | None = None) -> Insi
         topics=_topics(intents, dict(knowledge.answer_titles())),
         not_understood=group_questions(fallback_texts, today),
         out_of_scope=group_questions(out_of_scope_texts, today),
+    )
+
+
+def _user_turns(since: datetime, until: datetime) -> Select:
+    """The users' turns between `since` and `until`, with their conversation's channel."""
+    return (
+        select(
+            models.Turn.conversation_id,
+            models.Conversation.channel,
+            models.Turn.at,
+            models.Turn.text,
+            models.Turn.intent,
+        )
+        .join(models.Conversation, models.Conversation.id == models.Turn.conversation_id)
+        .where(models.Turn.role == USER, models.Turn.at >= since, models.Turn.at <= until)
+        .order_by(models.Turn.id)
+        .execution_options(yield_per=2000)
+    )
+
+
+def _handoffs(since: datetime, until: datetime) -> Select:
+    return (
+        select(models.Handoff.conversation_id, models.Handoff.channel, models.Handoff.reason)
+        .where(models.Handoff.created_at >= since, models.Handoff.created_at <= until)
+        .order_by(models.Handoff.id)
     )
 
 
@@ -703,7 +726,7 @@ def _french_date(day: date) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from bot import config
-    from bot.knowledge import load_kb, make_engine
+    from bot.db import make_engine
 
     parser = argparse.ArgumentParser(
         prog="python -m bot.support.insights",
@@ -724,7 +747,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.days < 1:
         parser.error("--days doit valoir au moins 1")
     engine = make_engine()
-    load_kb(engine, config.kb_path())  # as every process of the assistant does (idempotent)
+    if not _knowledge_loaded(engine):
+        print(NO_KNOWLEDGE, file=sys.stderr)
+        return 2
     now = None
     if args.now:
         try:
@@ -738,6 +763,14 @@ def main(argv: list[str] | None = None) -> int:
     print(headline(insights))
     print(f"Rapport : {report}")
     return 0
+
+
+def _knowledge_loaded(engine: Engine) -> bool:
+    """True when the database holds a knowledge base (its topics name the report's)."""
+    if not inspect(engine).has_table(KbVersion.__tablename__):
+        return False
+    with Session(engine, future=True) as session:
+        return session.scalars(select(KbVersion.sha256)).first() is not None
 
 
 def headline(insights: Insights) -> str:

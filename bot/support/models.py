@@ -19,10 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    inspect,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import declarative_base
 
 Base = declarative_base()
@@ -128,13 +125,3 @@ class AuditEntry(Base):
     action = Column(String(32), nullable=False)
     conversation_id = Column(String(96))
     detail = Column(Text)
-
-
-def create_support_tables(engine: Engine) -> None:
-    """Create the support tables if needed (tolerates another process doing it at once)."""
-    try:
-        Base.metadata.create_all(engine)
-    except (OperationalError, ProgrammingError, IntegrityError):
-        existing = inspect(engine)
-        if not all(existing.has_table(name) for name in Base.metadata.tables):
-            raise

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.knowledge.store import make_engine
+from bot.db import make_engine
 from bot.personal_data.vault import VaultEntry
 from bot.support import models
 from bot.support.models import utcnow

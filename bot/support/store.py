@@ -92,7 +92,6 @@ class HandoffView:
 class SupportStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        models.create_support_tables(engine)
 
     def _session(self) -> Session:
         return Session(self.engine, future=True, expire_on_commit=False)

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect
 
-from bot.knowledge.store import make_engine
+from bot.db import make_engine
 
 logger = logging.getLogger(__name__)
 

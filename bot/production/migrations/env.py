@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from bot.knowledge.store import make_engine
+from bot.db import make_engine
 from bot.production.migrations.metadata import target_metadata
 
 

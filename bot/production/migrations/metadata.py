@@ -1,12 +1,7 @@
-"""The tables our migrations manage: knowledge base, vault, support desk (not the simulated
-portal's, which is a stand-in with its own database, nor Rasa's tracker store)."""
+"""The tables our migrations manage: those of the assistant's database (knowledge base, vault,
+support desk; see `bot.db`), not the simulated portal's, which is a stand-in with its own
+database, nor Rasa's tracker store."""
 
-from bot.knowledge import models as knowledge_models
-from bot.personal_data import vault
-from bot.support import models as support_models
+from bot.db import ASSISTANT, schemas
 
-target_metadata = [
-    knowledge_models.Base.metadata,
-    vault.Base.metadata,
-    support_models.Base.metadata,
-]
+target_metadata = schemas(ASSISTANT)
