@@ -32,6 +32,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import rasa_patches
+
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 4000
@@ -85,6 +87,8 @@ class GatewayInput(InputChannel):
 
     def __init__(self, token: str | None = None) -> None:
         self.token = token if token is not None else os.environ.get("GATEWAY_RASA_TOKEN", "")
+        # The Rasa server that serves the gateway runs with our measured fixes to Rasa.
+        rasa_patches.apply()
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:

@@ -1,4 +1,5 @@
-"""Measured fixes to Rasa 3.6.21, applied in the Rasa server when it loads our NLU components.
+"""Measured fixes to Rasa 3.6.21, applied in the Rasa server when it creates our input channel
+(`bot/rasa_channel.py`, the one the gateway talks to).
 
 Rasa validates every action-server response with `jsonschema.validate(result, schema)`, which
 re-checks the (large) events schema against its meta-schema on every call: profiled with py-spy,

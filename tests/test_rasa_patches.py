@@ -6,11 +6,19 @@ import pytest
 from jsonschema import ValidationError, validate
 from rasa.core.actions.action import RemoteAction
 
-import bot.nlu.components  # noqa: F401 - importing it is what applies the patch in Rasa
 from bot import rasa_patches
+from bot.rasa_channel import GatewayInput
 
 
-def test_loading_our_components_patches_rasa():
+def test_the_server_that_serves_the_gateway_is_patched_when_it_creates_the_channel(monkeypatch):
+    def unpatched(self, result):
+        return True
+
+    monkeypatch.setattr(RemoteAction, "_validate_action_result", unpatched)
+    import bot.nlu.components  # noqa: F401 - importing a component no longer patches anything
+
+    assert RemoteAction._validate_action_result is unpatched
+    GatewayInput.from_credentials({"token": "t"})
     assert RemoteAction._validate_action_result is rasa_patches._validate_action_result
 
 

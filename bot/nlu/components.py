@@ -19,7 +19,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot import config, rasa_patches
+from bot import config
 from bot.knowledge.kb_file import read_kb
 from bot.knowledge.matching import EntityMatcher, Match
 from bot.knowledge.situation import (
@@ -32,10 +32,8 @@ from bot.knowledge.situation import (
     implied_topic,
 )
 
-# This module is what the Rasa server imports of ours (config.yml): patch Rasa there.
-rasa_patches.apply()
-
-# One character for one, so entity offsets stay valid (see FIELD_NOTES: spaCy keeps "n’" whole).
+# One character for one, so entity offsets stay valid; spaCy keeps "n’" as one token, so curly
+# apostrophes become plain ones.
 SAME_LENGTH = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "\u00a0": " ", "\t": " "})
 
 
