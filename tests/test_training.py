@@ -117,6 +117,11 @@ def test_the_tiny_project_trains_once_and_is_then_reused(tiny_project, tmp_path,
     )
     with pytest.raises(AssertionError, match="would train"):
         ensure_model(out, tiny_project)
+    # Trained with DIET from Rasa's cache, it took seconds: not what the estimate should read.
+    monkeypatch.undo()
+    again = ensure_model(out, tiny_project)
+    assert again != model and again.exists()
+    assert not (out / f"{fingerprint(tiny_project)}.train-seconds").exists()
 
 
 def _no_training(*args, **kwargs):
