@@ -42,6 +42,7 @@ from bot.gateway.relay import (
 )
 from bot.gateway.security import setup_security
 from bot.gateway.sessions import SessionTokens, session_key
+from bot.gateway.webhooks import json_error
 from bot.knowledge import Knowledge
 from bot.personal_data.vault import Vault
 from bot.support.desk import SupportDesk
@@ -128,7 +129,7 @@ async def cross_origin(
             response.headers["Access-Control-Max-Age"] = "600"
     elif origin is not None and not allowed and request.method == "POST":
         logger.info("refused a chat message from a site not allowed to embed the widget")
-        response = _error(403, FOREIGN_SITE)
+        response = json_error(403, FOREIGN_SITE)
     else:
         response = await handler(request)
     if allowed:
@@ -147,10 +148,6 @@ async def no_store(
     if request.path.startswith("/api/"):
         response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _session(request: web.Request) -> tuple[str, bool]:
@@ -211,7 +208,7 @@ async def history(request: web.Request) -> web.Response:
     token, new = _session(request)
     after = request.query.get("after", "0")
     if not (after.isascii() and after.isdigit()) or len(after) > 12:
-        return _with_cookie(request, _error(400, BAD_REQUEST), token, new)
+        return _with_cookie(request, json_error(400, BAD_REQUEST), token, new)
     sender = sender_id(token)
     desk = request.app[RELAY].desk
     try:
@@ -219,7 +216,7 @@ async def history(request: web.Request) -> web.Response:
         state = await desk.state(sender)
     except SQLAlchemyError:
         logger.exception("could not read a conversation's history")
-        return _with_cookie(request, _error(503, UNAVAILABLE), token, new)
+        return _with_cookie(request, json_error(503, UNAVAILABLE), token, new)
     last = turns[-1].id if turns else int(after)
     if after == "0":
         turns = current_session(turns, timedelta(minutes=config.session_expiration_minutes()))
@@ -253,7 +250,7 @@ async def forget(request: web.Request) -> web.Response:
         try:
             await request.app[RELAY].end(sender_id(token))
         except Refused as refused:
-            return _error(refused.status, refused.message)
+            return json_error(refused.status, refused.message)
         request.app[SESSIONS].revoke(token)
     response = web.json_response({"ok": True})
     _set_cookie(request, response, "", 0)
@@ -265,26 +262,26 @@ async def chat(request: web.Request) -> web.Response:
     address = request.app[LIMITS].address_of(request)
     if new and not request.app[ADDRESSES].allow_new_conversation(address):
         logger.info("new conversations throttled for one address")
-        return _error(429, NEW_CONVERSATIONS_TOO_FAST)
+        return json_error(429, NEW_CONVERSATIONS_TOO_FAST)
     if not request.app[ADDRESSES].allow_message(address):
         logger.info("messages throttled for one address")
-        return _error(429, TOO_FAST)
+        return json_error(429, TOO_FAST)
     if request.content_length and request.content_length > MAX_BODY_BYTES:
-        return _error(413, TOO_LONG)
+        return json_error(413, TOO_LONG)
     try:
         body = json.loads(await request.text())
     except web.HTTPRequestEntityTooLarge:
-        return _error(413, TOO_LONG)
+        return json_error(413, TOO_LONG)
     except (ValueError, RecursionError):  # bad JSON or UTF-8, a too long number, too deep
-        return _error(400, BAD_REQUEST)
+        return json_error(400, BAD_REQUEST)
     text = body.get("message") if isinstance(body, dict) else None
     if not isinstance(text, str):
-        return _error(400, BAD_REQUEST)
+        return json_error(400, BAD_REQUEST)
     sender = sender_id(token)
     try:
         exchange = await request.app[RELAY].send(sender, text, client=address)
     except Refused as refused:
-        return _set_new_cookie(request, _error(refused.status, refused.message), token, new)
+        return _set_new_cookie(request, json_error(refused.status, refused.message), token, new)
     body = {"messages": exchange.messages, "state": exchange.state, "last": exchange.last_turn}
     return _set_new_cookie(request, web.json_response(body), token, new)
 

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.gateway.keys import DESK, HTTP, LIMITS, RASA
 from bot.gateway.relay import MAX_MESSAGE_CHARS, clean_message
+from bot.gateway.webhooks import json_error
 from bot.knowledge import Knowledge
 from bot.support import insights as support_insights
 from bot.support.accounts import (
@@ -155,14 +156,14 @@ def _guarded(handler: Handler) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD") and not _same_origin(request):
             logger.info("refused a console request from another origin")
-            return _error(403, FOREIGN_ORIGIN)
+            return json_error(403, FOREIGN_ORIGIN)
         try:
             return await handler(request)
         except ConsoleError as error:
-            return _error(error.status, error.message)
+            return json_error(error.status, error.message)
         except SQLAlchemyError:
             logger.exception("support database error in the console")
-            return _error(503, UNAVAILABLE)
+            return json_error(503, UNAVAILABLE)
 
     return guarded
 
@@ -181,10 +182,6 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers.update(SECURITY_HEADERS)
     if request.path.startswith(f"{PREFIX}/api/"):
         response.headers["Cache-Control"] = "no-store"
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _is_https(request: web.Request) -> bool:
