@@ -209,6 +209,25 @@ def test_the_search_fallback_answers_a_close_section_and_offers_other_topics(kno
     assert [b["payload"] for b in messages[-1]["buttons"]] == ["/how_to_vote", "/help"]
 
 
+def test_the_search_fallback_answers_about_what_the_message_names(knowledge):
+    # The closest section is « Qui vote où ? » and the message names a category: its scrutins,
+    # not the general question « Quelle est votre situation ? ».
+    ranking = [("nlu_fallback", 0.5), ("who_votes_where", 0.3), ("how_to_vote", 0.2)]
+    state = tracker(
+        "nlu_fallback",
+        "accompagnante, la liste des scrutins de ma catégorie de personnel",
+        entities={"categorie": "AESH-AED"},
+        ranking=ranking,
+    )
+    messages, events = run(ActionClarify(knowledge), state)
+    assert "« Qui vote où ? »" in messages[0]["text"]
+    assert "**AESH-AED** : vous votez à **3 scrutins**" in messages[0]["text"]
+    assert "Quelle est votre situation ?" not in messages[0]["text"]
+    assert {"event": "slot", "name": "categorie", "value": "AESH-AED"} in [
+        {k: e[k] for k in ("event", "name", "value")} for e in events
+    ]
+
+
 def test_the_search_fallback_never_answers_an_unrelated_question(knowledge):
     ranking = [("nlu_fallback", 0.5), ("how_to_vote", 0.3)]
     state = tracker("nlu_fallback", "je cherche un logement de fonction", ranking=ranking)

@@ -7,7 +7,12 @@ import pytest
 
 from bot.knowledge.kb_file import KbFormatError, parse_cities, read_kb
 from bot.knowledge.matching import EntityMatcher
-from bot.knowledge.situation import SituationReader, implied_topic, question_kinds
+from bot.knowledge.situation import (
+    SituationReader,
+    emphasised_question,
+    implied_topic,
+    question_kinds,
+)
 from tests.conftest import KB
 
 
@@ -118,6 +123,8 @@ def test_the_academie_of_now_not_the_one_before(reader, matcher, text, now, befo
         ("le 29", "Rennes"),
         ("en Loire-Atlantique", "Nantes"),
         ("webmail du 974 svp", "Réunion"),
+        ("instit à Brive, la messagerie ?", "Limoges"),
+        ("je suis sur Charleville depuis la rentrée", "Reims"),
     ],
 )
 def test_cities_and_departement_numbers_lead_to_the_academie(matcher, text, academie):
@@ -140,6 +147,17 @@ def test_dates_numbers_and_ordinary_words_are_not_places(matcher, text):
 def test_a_city_name_shared_by_two_academies_is_not_guessed(matcher):
     # Saint-Denis: Seine-Saint-Denis (Créteil) or La Réunion.
     assert matcher.first("je suis à Saint-Denis", "academie") is None
+    # The short name of a compound one, when towns of two académies share it.
+    assert matcher.first("je suis à Villeneuve", "academie") is None
+    assert matcher.first("je suis à Villefranche", "academie") is None
+
+
+def test_a_short_name_is_a_place_only_after_a_preposition_and_never_a_common_word(matcher):
+    assert matcher.first("la messagerie de Brive", "academie") == "Limoges"
+    assert matcher.first("Brive", "academie") == "Limoges"  # a bare name is one
+    assert matcher.first("Salon et cuisine refaits, mon mot de passe ?", "academie") is None
+    assert matcher.first("je travaille en équipe à Pointe-à-Pitre", "academie") == "Guadeloupe"
+    assert matcher.first("sur la pointe des pieds, au fort de la tempête", "academie") is None
     assert matcher.first("je suis à Saint-Denis de la Réunion", "academie") == "Réunion"
 
 
@@ -193,8 +211,15 @@ def test_where_the_writer_no_longer_works_or_only_lives_is_not_the_academie(
             {"messagerie", "besoin"},
         ),
         ("Mon mot de passe est refusé, pourquoi ?", set()),
+        ("Je voudrais juste savoir lesquels me concernent. Je suis PE en CM1-CM2.", {"scrutins"}),
+        ("Je souhaiterais connaître la liste des scrutins auxquels je suis appelée.", {"scrutins"}),
+        ("Je n'arrive pas à savoir combien de fois je vote. Vous pouvez me faire la liste ?",
+         {"scrutins"}),
+        # The question points back to a sentence before it.
+        ("On m'a dit d'aller sur le webmail pour avoir le lien. C'est quoi l'adresse ?",
+         {"messagerie"}),
     ],
-)
+)  # fmt: skip
 def test_what_the_question_asks(text, kinds):
     assert question_kinds(text) == kinds
 
@@ -231,3 +256,21 @@ def test_results_of_earlier_elections_are_not_these_ones(reader, matcher):
 )  # fmt: skip
 def test_what_is_needed_is_answered_with_what_it_is_needed_for(reader, matcher, text, topic):
     assert implied_topic(read(reader, matcher, text), False, "greet") == topic
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("Accessoirement je voulais savoir où lire les professions de foi, mais ma vraie "
+         "question : mon profil affiche le mauvais corps, comment le faire corriger ?",
+         "mon profil affiche le mauvais corps, comment le faire corriger ?"),
+        ("Le mail est arrivé, tout va bien de ce côté. Ce que je veux vraiment savoir, c'est : "
+         "on vote jusqu'à quel jour ?", "on vote jusqu'à quel jour ?"),
+        ("Je lis les professions de foi. Par contre je voudrais savoir si on peut déjà voter.",
+         "je voudrais savoir si on peut déjà voter."),
+        ("Bonjour, j'ai perdu mon identifiant, je fais comment ?", None),
+    ],
+)  # fmt: skip
+def test_the_question_the_writer_points_at(text, question):
+    span = emphasised_question(text)
+    assert (text[span[0] : span[1]].strip(" :") if span else None) == question

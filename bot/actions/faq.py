@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.base import KnowledgeAction, latest_intent
-from bot.actions.lookup import answer_message
+from bot.actions.lookup import answer_message, reply_to_latest
 from bot.answers import wording
 from bot.answers.handoff import REASON_MISUNDERSTOOD, payload
 from bot.knowledge import Knowledge
@@ -103,14 +104,20 @@ class ActionClarify(KnowledgeAction):
         ranking = (tracker.latest_message or {}).get("intent_ranking") or []
         likely = [r["name"] for r in ranking if r.get("name") in titles][:CLARIFY_CHOICES]
         hits = [h for h in knowledge.search_answers(text, 1) if h.score >= SEARCH_MIN_SCORE]
+        events: list[dict[str, Any]] = []
         if hits:
             best = hits[0].key
             likely = [k for k in likely if k != best][: CLARIFY_CHOICES - 1]
-            answer = knowledge.answer(best)
+            # The section's answer for what the message names (« accompagnante… mes scrutins »
+            # gets the AESH's scrutins), as the topic itself would have given it.
+            closest = reply_to_latest(knowledge, tracker, best)
+            body = closest.text or knowledge.answer(best).text
             dispatcher.utter_message(
                 text="Je ne suis pas certain d'avoir compris votre question ; voici la réponse qui "
-                f"s'en rapproche le plus (« {answer.title} ») :\n\n{answer.text}"
+                f"s'en rapproche le plus (« {knowledge.answer(best).title} ») :\n\n{body}",
+                buttons=list(closest.buttons),
             )
+            events = [SlotSet(slot, value) for slot, value in closest.remembered.items()]
         elif not likely:
             send_help(knowledge, dispatcher, "Je n'ai pas compris. Je peux vous aider sur :")
             return []
@@ -125,7 +132,7 @@ class ActionClarify(KnowledgeAction):
             ),
             buttons=buttons,
         )
-        return []
+        return events
 
 
 class ActionOutOfScope(Action):

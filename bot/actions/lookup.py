@@ -19,8 +19,14 @@ def answer_message(
     knowledge: Knowledge, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str
 ) -> list[dict[str, Any]]:
     """Say `reply`'s answer to the latest message taken as `intent`; remember what it says."""
+    return send(dispatcher, reply_to_latest(knowledge, tracker, intent))
+
+
+def reply_to_latest(knowledge: Knowledge, tracker: Tracker, intent: str) -> Reply:
+    """`reply`'s answer to the latest message taken as `intent`, with what the voter said
+    before (`REMEMBERED` slots)."""
     message = tracker.latest_message or {}
-    answer = reply(
+    return reply(
         knowledge,
         intent,
         message.get("entities") or [],
@@ -28,7 +34,6 @@ def answer_message(
         remembered={slot: tracker.get_slot(slot) for slot in REMEMBERED},
         text=message.get("text") or "",
     )
-    return send(dispatcher, answer)
 
 
 def send(dispatcher: CollectingDispatcher, answer: Reply) -> list[dict[str, Any]]:

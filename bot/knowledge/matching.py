@@ -145,13 +145,37 @@ def city_academies(kb: KnowledgeBase) -> dict[str, tuple[set[str], bool]]:
     is also an ordinary word (then only taken after « à », « de »...)."""
     by_number = {d.number: a.name for a in kb.academies for d in a.departements}
     cities: dict[str, tuple[set[str], bool]] = {}
+
+    def add(name: str, academie: str, ordinary: bool) -> None:
+        academies, was_ordinary = cities.get(name, (set(), False))
+        cities[name] = (academies | {academie}, was_ordinary or ordinary)
+
     for city in kb.cities:
-        academies, ordinary = cities.get(city.name, (set(), False))
-        cities[city.name] = (
-            academies | {by_number[city.departement]},
-            ordinary or city.ordinary_word,
-        )
+        add(city.name, by_number[city.departement], city.ordinary_word)
+    for city in kb.cities:
+        short = short_city_name(city.name)
+        if short:
+            # « prof à Brive » for Brive-la-Gaillarde: only after « à », « de »…, and left out
+            # when it is shared (« Aix »: Aix-en-Provence or Aix-les-Bains).
+            add(short, by_number[city.departement], True)
     return cities
+
+
+# First words of compound names that do not name one town on their own (articles, « Saint »,
+# ordinary nouns and verbs: Pointe-à-Pitre, Fort-de-France, Vire-Normandie).
+NOT_A_SHORT_NAME = {
+    "saint", "sainte", "le", "la", "les", "l", "chateau", "pont", "port", "mont", "baie",
+    "basse", "fort", "pointe", "maisons", "vire", "joue", "grand", "grande", "petit", "petite",
+}  # fmt: skip
+
+
+def short_city_name(name: str) -> str | None:
+    """The usual short name of a compound city name: its first word (« Brive » for
+    Brive-la-Gaillarde, « Charleville » for Charleville-Mézières), when it says something."""
+    first = re.split(r"[-' ]", name, maxsplit=1)[0]
+    if first == name or len(first) < 4 or fold_key(first) in NOT_A_SHORT_NAME:
+        return None
+    return first
 
 
 # Words after which a city that is also an ordinary word ("Sens", "Orange") is a place.

@@ -34,7 +34,10 @@ QUESTION_KINDS = {
         r"|(?:mes|ses|leurs|nos|vos|quels|quelles) +(?:scrutins|votes|elections)"
         r"|quels? +scrutins?|a +quels? +scrutins?|combien +de +(?:scrutins|votes)"
         r"|(?:electeur|electrice|electeurs|electrices) +(?:de|a|au|aux) +(?:quoi|koi|quels?)"
-        r"|memes? +scrutins|meme +nombre|lesquels +(?:me|le|la|les|nous|vous) +concern"
+        r"|memes? +scrutins|meme +nombre|lesquels +(?:me|le|la|les|nous|vous) +concern[a-z]*"
+        r"|(?:la +liste|l +ensemble|le +nombre) +(?:de +mes|des|de +ses|de +leurs) +scrutins"
+        r"|scrutins +(?:auxquels|ou|qui +(?:me|le|la|les|nous|vous) +concern[a-z]*)"
+        r"|combien +de +fois +(?:je|j|il|elle|on|ils|elles) +vot[a-z]*"
         r"|(?:je|il|elle|on) +vote +(?:a|au|aux) +(?:la +|le +|l +)?(?:ctm|cta|cap[a-z]*|cc[a-z]*)"
         r"|droit +de +voter|scrutins +pour +(?:moi|elle|lui|eux|nous))(?![a-z])"
     ),
@@ -138,6 +141,31 @@ FORMULA = re.compile(
     re.IGNORECASE,
 )
 MIN_FOCUS_WORDS = 3
+# Words by which the writer points at their real question, after other matters: « accessoirement
+# je voulais savoir X, mais ma vraie question : Y », « ce que je veux vraiment savoir, c'est Y ».
+EMPHASIS = re.compile(
+    r"(?<!\w)(?:ma|la|notre) +(?:vraie|seule|principale|vraiment +importante|grande) +question"
+    r"(?: +(?:c'est|c’est|est|porte +sur|concerne))?|ma +question +(?:c'est|c’est|est|porte +sur)"
+    r"|ce +que +(?:je|j'|on) *(?:veux|voudrais|aimerais|cherche +à|dois) +(?:vraiment +|surtout"
+    r" +|juste +|seulement +)?(?:savoir|comprendre)(?: *,? *c'est| *,? *c’est)?"
+    r"|(?:je +(?:veux|voudrais|cherche|demande)|j'aimerais) +surtout(?: +(?:savoir|comprendre))?"
+    r"|(?<=[,.;:!?] )en +fait|^en +fait|par +contre",
+    re.IGNORECASE,
+)
+
+
+def emphasised_question(text: str) -> tuple[int, int] | None:
+    """The question the writer points at (`EMPHASIS`): from after the last pointing words to the
+    end of their sentence, when at least `MIN_FOCUS_WORDS` words follow them."""
+    for marker in reversed(list(EMPHASIS.finditer(text))):
+        start = marker.end()
+        ends = [m.end() for m in re.finditer(r"[.!?…\n]", text[start:])]
+        end = start + next(
+            (e for e in ends if len(text[start : start + e].split()) >= 2), len(text) - start
+        )
+        if len(re.findall(r"\w+", text[start:end])) >= MIN_FOCUS_WORDS:
+            return start, end
+    return None
 
 
 def question_focus(text: str) -> tuple[int, int] | None:
@@ -261,11 +289,20 @@ class SituationReader:
 def question_kinds(text: str) -> frozenset[str]:
     """What the questions of `text` ask (its question sentences, else the whole text)."""
     asking = [m.group() for m in SENTENCE.finditer(text) if _asks(m.group())]
+    kinds = _kinds(" ".join(asking) or text)
+    if not kinds and asking:
+        # « Il faut aller sur le webmail. C'est quoi l'adresse ? »: the question points back
+        # to what the sentences before it named.
+        kinds = _kinds(text)
     folded = " ".join(fold(" ".join(asking) or text).split())
-    kinds = {kind for kind, words in QUESTION_KINDS.items() if words.search(folded)}
     if ASKS_WHO in kinds and SELF_CHECK.search(folded):
         kinds.discard(ASKS_WHO)  # « c'est pour moi aussi ? »: a yes or no for the writer
     return frozenset(kinds)
+
+
+def _kinds(text: str) -> set[str]:
+    folded = " ".join(fold(text).split())
+    return {kind for kind, words in QUESTION_KINDS.items() if words.search(folded)}
 
 
 def _asks(sentence: str) -> bool:
@@ -287,6 +324,8 @@ def implied_topic(
         return None  # « mes scrutins sont faux » : a contest, whatever the names
     if situation.categories and (ASKS_BALLOTS in situation.asks or situation.comparison):
         return "who_votes_where"
+    if situation.categories and scrutin_named and topic in ("inform", "who_votes_where"):
+        return "who_votes_where"  # « PES : la CAPN PE, oui ou non ? »: the same answer
     if situation.academie and ASKS_WEBMAIL in situation.asks:
         return "webmail_access"
     if ASKS_NEEDS in situation.asks and situation.needed_for:

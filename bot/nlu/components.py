@@ -138,10 +138,12 @@ class SituationExtractor(GraphComponent, EntityExtractorMixin):
             situation = self._reader.read(text, matches)
             entities = self._entities(text, situation, message.get(ENTITIES, []))
             message.set(ENTITIES, entities, add_to_output=True)
-            chosen = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            intent = message.get(INTENT) or {}
+            chosen = intent.get(INTENT_NAME_KEY)
             scrutin_named = any(m.entity == "scrutin" for m in matches)
             topic = implied_topic(situation, scrutin_named, chosen)
-            if topic and chosen != topic:
+            # Also when the classifier chose it but too unsure to pass the fallback threshold.
+            if topic and (chosen != topic or intent.get("confidence", 0.0) < PROMOTED_CONFIDENCE):
                 _promote(message, topic)
         return messages
 

@@ -39,7 +39,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.knowledge.situation import question_focus
+from bot.knowledge.situation import emphasised_question, question_focus
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"diet_weight": 0.5, "C": 10.0, "focus_weight": 0.0}
+        return {"diet_weight": 0.5, "C": 10.0, "focus_weight": 0.0, "emphasis_weight": 0.8}
 
     @classmethod
     def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
@@ -231,8 +231,13 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
             return messages
         masked = [mask_entities(texts[i], extracted_spans(messages[i])) for i in usable]
         focused = {}  # index in `usable` -> the masked question sentence
+        weights = {}  # index in `usable` -> how far the question moves the whole message's
         for n, index in enumerate(usable):
-            focus = question_focus(texts[index])
+            focus = emphasised_question(texts[index])
+            weights[n] = float(self._config["emphasis_weight"])
+            if focus is None:
+                focus = question_focus(texts[index])
+                weights[n] = float(self._config["focus_weight"])
             if focus is not None:
                 spans = spans_within(extracted_spans(messages[index]), *focus)
                 focused[n] = mask_entities(texts[index][focus[0] : focus[1]], spans)
@@ -247,7 +252,7 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
                 if n in focus_rows
                 else whole
             )
-            linear = mix(whole, question, float(self._config["focus_weight"]))
+            linear = mix(whole, question, weights[n])
             diet = {
                 entry[INTENT_NAME_KEY]: float(entry["confidence"])
                 for entry in message.get(INTENT_RANKING_KEY) or []
