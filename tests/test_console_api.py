@@ -34,6 +34,7 @@ from bot.db import create_schema, make_engine
 from bot.gateway import console
 from bot.gateway.app import create_app, sender_id
 from bot.knowledge import Knowledge, load_kb
+from bot.knowledge.kb_file import read_kb
 from bot.local_stack import free_port
 from bot.personal_data.vault import Vault
 from bot.support import accounts as accounts_module
@@ -277,6 +278,7 @@ def test_an_analyst_reads_the_statistics_but_not_the_conversations():
         assert bench.store.agents_online() == 0  # an analyst is not an agent on duty
         stats = await (await analyst.get("/console/api/insights?days=7")).json()
         assert stats["totals"]["handoffs"] == 1 and stats["period"]["days"] == 7
+        assert re.fullmatch(FRENCH_PERIOD, stats["period"]["label"]), stats["period"]
         png = await (await analyst.get("/console/api/insights/daily.png")).read()
         assert png.startswith(b"\x89PNG")
         candidates = await analyst.get("/console/api/insights/candidates.yml")
@@ -679,6 +681,146 @@ def test_disabling_an_account_ends_its_sessions_at_once():
     on_console(scenario)
 
 
+# ---------------------------------------------------------------------- what agents read
+
+FRENCH_DAY = r"(?:1er|[1-9]|[12]\d|3[01]) (?:janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre) \d{4}"  # noqa: E501
+FRENCH_PERIOD = rf"Du {FRENCH_DAY} au {FRENCH_DAY}"
+XSS_VOTER = "Bonjour <img src=x onerror=alert(1)> voyez [x](javascript:alert(1)) **merci**"
+ANSWER = (
+    "**Lyon** : messagerie professionnelle **webmail.ac-lyon.fr**\n"
+    "\n"
+    "Pour créer votre mot de passe :\n"
+    "1. Allez sur https://elections2018.education.gouv.fr/portail/identification.htm\n"
+    "2. Suivez le [guide](https://www.education.gouv.fr/guide).\n"
+    "- une minuscule ;\n"
+    "- un chiffre."
+)
+
+
+def runs_of(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    lines = []
+    for block in blocks:
+        items = block["items"] if block["type"] == "list" else [block["lines"]]
+        lines += [line for item in items for line in item]
+    return [run for line in lines for run in line]
+
+
+def stamp(bench: Bench, conversation_id: str, at: datetime) -> None:
+    """Date the conversation and all its turns `at` (naive UTC, as stored)."""
+    with Session(bench.engine, future=True) as session:
+        session.execute(
+            update(models.Turn).where(models.Turn.conversation_id == conversation_id).values(at=at)
+        )
+        session.execute(
+            update(models.Conversation)
+            .where(models.Conversation.id == conversation_id)
+            .values(started_at=at)
+        )
+        session.commit()
+
+
+def test_topics_are_named_in_french_and_dates_and_times_written_out_in_paris_time():
+    async def scenario(bench: Bench) -> None:
+        await bench.desk.record_exchange(
+            "web-fr", "webmail lyon", TurnNlu("webmail_access", 0.9), [{"text": "Voici."}]
+        )
+        await bench.desk.record_exchange(
+            "web-fr", "blablabla", TurnNlu("nlu_fallback", 0.3), [{"text": "Pardon ?"}]
+        )
+        await bench.desk.record_exchange("web-fr", "merci", TurnNlu("thank", 0.99), [])
+        await bench.desk.record_exchange(
+            "web-fr", "un conseiller svp", TurnNlu("ask_human", 0.97), []
+        )
+        await bench.desk.request_handoff("web-fr", REASON_ASKED)
+        stamp(bench, "web-fr", datetime(2026, 11, 8, 13, 5))  # 14 h 05 in Paris (UTC+1)
+        alice = await bench.agent("alice")
+
+        [waiting] = (await (await alice.get("/console/api/queue")).json())["handoffs"]
+        assert waiting["last_intent"] == "ask_human"
+        assert waiting["last_topic"] == "Demande à parler à une personne"
+        opened = await (await alice.get("/console/api/conversations/web-fr")).json()
+        assert opened["conversation"]["started_day"] == "8 novembre 2026"
+        assert opened["conversation"]["started_time"] == "14 h 05"
+        users = [t for t in opened["turns"] if t["role"] == "user"]
+        assert [(t["intent"], t["topic"]) for t in users] == [
+            ("webmail_access", "Se connecter à sa messagerie professionnelle"),  # the KB's title
+            ("nlu_fallback", "Question non comprise"),
+            ("thank", "Remerciement"),
+            ("ask_human", "Demande à parler à une personne"),
+        ]
+        assert {(t["day"], t["time"]) for t in opened["turns"]} == {("8 novembre 2026", "14 h 05")}
+        stamp(bench, "web-fr", datetime(2026, 7, 1, 7, 0))  # summer time: UTC+2
+        later = await (await alice.get("/console/api/conversations/web-fr")).json()
+        first = later["turns"][0]
+        assert (first["day"], first["time"]) == ("1er juillet 2026", "9 h 00")
+
+    on_console(scenario, kb=True)
+
+
+def test_every_intent_has_a_french_name_in_one_place():
+    from bot.knowledge import topics
+
+    rasa = topics.read_rasa_files(REPO_ROOT)
+    names = topics.topic_names(
+        (answer.key, answer.title) for answer in read_kb(REPO_ROOT / topics.KB_FILE).answers
+    )
+    for intent in rasa.intents | {"nlu_fallback"}:
+        assert intent in names and names[intent] != intent, intent
+    assert names["ask_human"] == "Demande à parler à une personne"
+    assert names["what_is_numen"] == "Qu'est-ce que le NUMEN ?"
+
+
+def test_the_assistants_markdown_comes_as_blocks_and_a_voters_text_stays_text():
+    async def scenario(bench: Bench) -> None:
+        await bench.desk.record_exchange(
+            "web-md", "webmail lyon", TurnNlu("webmail_access", 0.9), [{"text": ANSWER}]
+        )
+        handoff = await bench.waiting_conversation("web-md")
+        await bench.desk.while_paused("web-md", models.WAITING, XSS_VOTER)
+        alice = await bench.agent("alice")
+        assert (await alice.post(f"/console/api/handoffs/{handoff}/take")).status == 200
+        pasted = f"Je cite : {XSS_VOTER}"  # an agent quoting the voter
+        assert (
+            await alice.post("/console/api/conversations/web-md/reply", {"text": pasted})
+        ).status == 200
+        opened = await (await alice.get("/console/api/conversations/web-md")).json()
+        turns = opened["turns"]
+
+        # The voter's message: as typed, no blocks: the page shows it with textContent.
+        voter = next(t for t in turns if t["role"] == "user" and t["text"].startswith("Bonjour"))
+        assert voter["text"] == XSS_VOTER and "blocks" not in voter
+
+        answer = next(t for t in turns if t["role"] == "bot" and t["text"] == ANSWER)
+        paragraph, steps, bullets = answer["blocks"][0], answer["blocks"][2], answer["blocks"][3]
+        assert paragraph["lines"][0] == [
+            {"text": "Lyon", "bold": True},
+            {"text": " : messagerie professionnelle "},
+            {"text": "webmail.ac-lyon.fr", "href": "https://webmail.ac-lyon.fr", "bold": True},
+        ]
+        assert steps["ordered"] and len(steps["items"]) == 2 and not bullets["ordered"]
+        assert [(r["text"], r["href"]) for r in runs_of(answer["blocks"]) if "href" in r] == [
+            ("webmail.ac-lyon.fr", "https://webmail.ac-lyon.fr"),
+            (
+                "https://elections2018.education.gouv.fr/portail/identification.htm",
+                "https://elections2018.education.gouv.fr/portail/identification.htm",
+            ),
+            ("guide", "https://www.education.gouv.fr/guide"),
+        ]
+
+        # Rendered turns (an agent's, the desk's notices) keep any HTML as text, and no
+        # link but to http(s) or mailto comes out of them.
+        quoted = next(t for t in turns if t["role"] == "agent")
+        assert [r["text"] for r in runs_of(quoted["blocks"])] == [
+            "Je cite : Bonjour <img src=x onerror=alert(1)> voyez [x](javascript:alert(1)) ",
+            "merci",
+        ]
+        hrefs = [r["href"] for t in turns for r in runs_of(t.get("blocks", [])) if "href" in r]
+        assert len(hrefs) == 3  # the answer's
+        assert all(href.startswith(("https://", "http://", "mailto:")) for href in hrefs)
+
+    on_console(scenario)
+
+
 # ---------------------------------------------------------------------- the copilot
 
 
@@ -724,6 +866,17 @@ def test_the_copilot_suggests_knowledge_base_answers_for_a_text_or_a_user_turn()
             assert "webmail.ac-lyon.fr" in top["text"]
             assert 1 <= len(body["suggestions"]) <= 3
             assert any(lookup["kind"] == "webmail" for lookup in body["lookups"])
+            # Shown formatted; « Modifier » puts the plain text in the reply box.
+            lyon = next(lookup for lookup in body["lookups"] if lookup["kind"] == "webmail")
+            assert lyon["text"].startswith("**Lyon** : messagerie professionnelle")
+            assert lyon["plain"].startswith("Lyon : messagerie professionnelle webmail.ac-lyon.fr")
+            assert lyon["blocks"][0]["lines"][0][0] == {"text": "Lyon", "bold": True}
+            for answer in (*body["suggestions"], *body["lookups"]):
+                assert "**" not in answer["plain"] and "\n- " not in answer["plain"]
+                texts = "".join(r["text"] for r in runs_of(answer["blocks"]))
+                assert "**" not in texts
+            links = [r["href"] for r in runs_of(top["blocks"]) if "href" in r]
+            assert links and all(href.startswith(("https://", "http://")) for href in links)
 
             turns = bench.store.transcript("web-abc")
             asked = next(t for t in turns if t.role == "user")

@@ -80,6 +80,12 @@ def run_console_scenario(config: dict) -> dict:
     return outcome["result"]
 
 
+def squeezed(text: str) -> str:
+    """A text without its spaces, line breaks and list markers: the reply box's plain text and
+    the text of the same answer shown formatted compare equal."""
+    return re.sub(r"\s+|•|^\d+\. ", "", text, flags=re.MULTILINE)
+
+
 def audit_of(stack: LocalStack, login: str) -> list[models.AuditEntry]:
     engine = make_engine(stack.env["BOT_DATABASE_URL"])
     with Session(engine, future=True) as session:
@@ -134,7 +140,9 @@ def test_an_agent_takes_over_a_voter_conversation_in_the_console_and_hands_it_ba
     assert opened["transcriptRole"] == "log" and opened["transcriptLive"] == "polite"
     users = [turn for turn in opened["turns"] if turn["role"] == "user"]
     asked = next(turn for turn in users if turn["text"] == "je veux parler à un conseiller")
-    assert re.fullmatch(r"Sujet détecté : ask_human · confiance \d{1,3} %", asked["nlu"])
+    assert re.fullmatch(
+        r"Sujet détecté : Demande à parler à une personne · confiance \d{1,3} %", asked["nlu"]
+    )
     wrote = users[-1]
     assert wrote["text"] == voter_message  # shown as text, not as HTML
     assert wrote["nlu"] == "Sujet non détecté"  # the assistant was paused: nothing detected
@@ -147,7 +155,9 @@ def test_an_agent_takes_over_a_voter_conversation_in_the_console_and_hands_it_ba
         assert re.match(r"\d{1,3} %", suggestion["detail"]), suggestion
         assert suggestion["buttons"] == ["Envoyer", "Modifier"]
     assert any("webmail.ac-lyon.fr" in s["text"] for s in suggested["suggestions"])
-    assert suggested["replyValue"] == suggested["suggestions"][0]["text"]  # « Modifier »
+    # « Modifier »: the first suggestion, as plain text (shown formatted, with no marker).
+    assert squeezed(suggested["replyValue"]) == squeezed(suggested["suggestions"][0]["text"])
+    assert "**" not in suggested["replyValue"]
     assert seen["focusAfterEdit"] == "reply"
 
     replied = seen["replied"]

@@ -190,7 +190,8 @@ def test_topics_are_named_by_the_knowledge_base(week, engine, knowledge):
     assert report.topics[0].intent == "webmail_access"  # most asked first
     assert topics["webmail_access"].label == titles["webmail_access"]
     assert topics["webmail_access"].faq and topics["lost_voter_id"].faq  # a button counts
-    assert (topics["thank"].label, topics["thank"].faq) == ("thank", False)
+    # The other intents by their French names (bot.knowledge.topics.CONVERSATION_LABELS).
+    assert (topics["thank"].label, topics["thank"].faq) == ("Remerciement", False)
     assert "nlu_fallback" not in topics and "out_of_scope" not in topics
 
 
@@ -273,6 +274,7 @@ def test_the_json_has_every_figure_and_is_serialisable(week, engine):
         "days": 7,
         "timezone": "Europe/Paris",
         "generated_at": "2018-11-30T17:00:00+00:00",
+        "label": "Du 24 novembre 2018 au 30 novembre 2018",
     }
     assert data["totals"]["containment"] == 0.5
     assert data["totals"]["fallback_rate"] == round(5 / 12, 4)
@@ -357,7 +359,7 @@ def test_the_report_links_its_plots_and_candidates(week, engine, tmp_path):
     assert "| Autonomie (conversations sans transfert à un conseiller) | 50,0 % |" in report
     assert "| Messages écrits non compris | 41,7 % (5) |" in report
     assert "| 1 | c quoi le numen | 3 | 2 |" in report
-    assert "| 30/11/2018 | 1 | 4 | 0 | 0 | 1 | 3 |" in report  # web, slack, telegram
+    assert "| 30 novembre 2018 | 1 | 4 | 0 | 0 | 1 | 3 |" in report  # web, slack, telegram
 
 
 def test_the_command_prints_the_headline_and_writes_the_report(week, engine, tmp_path):
@@ -371,7 +373,7 @@ def test_the_command_prints_the_headline_and_writes_the_report(week, engine, tmp
         text=True,
         check=True,
     )
-    assert "Du 24/11/2018 au 30/11/2018 (Europe/Paris)" in result.stdout
+    assert "Du 24 novembre 2018 au 30 novembre 2018 (Europe/Paris)" in result.stdout
     assert "conversations : 4 (web 2, slack 1, telegram 1)" in result.stdout
     assert "autonomie (sans transfert) : 50,0 % (2 transferts)" in result.stdout
     assert "non compris : 41,7 % (5 messages, 2 groupes)" in result.stdout

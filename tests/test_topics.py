@@ -102,6 +102,15 @@ def test_a_rule_answering_from_a_missing_section_is_reported(project):
     ) in missing
 
 
+def test_an_intent_with_no_section_needs_a_french_name_for_the_console(project):
+    follow(project, topics.DOMAIN_FILE, "  - ask_for_a_paper_ballot\n")
+    assert topics.check(project) == [
+        "intent `ask_for_a_paper_ballot` of domain.yml has no French name: a section of "
+        "kb/faq_fr.md or an entry of CONVERSATION_LABELS in bot/knowledge/topics.py"
+    ]
+    assert set(topics.CONVERSATION_LABELS) >= {"greet", "ask_human", "nlu_fallback"}
+
+
 def test_a_section_id_written_twice_is_reported(project):
     add_section(project, "Résultats, encore", "results")
     assert topics.check(project) == ["kb/faq_fr.md has the section id `results` twice"]

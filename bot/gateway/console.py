@@ -2,7 +2,11 @@
 (`console_static/console.html`, `console.js`, `console.css`) and its JSON API.
 
 Agents (`agent` role) see the queue and answer users; analysts (`analyst`) only read the
-statistics. Every agent action goes to the audit trail, never with a message's text. Handlers
+statistics. Everything is shown in French: intents by their French names
+(`bot.knowledge.topics.topic_names`), dates and times as « 8 novembre 2026 » and « 14 h 05 »
+in the knowledge base's time zone, and the assistant's Markdown as paragraphs, lists, bold and
+links (`bot.gateway.rich_text`: JSON the page builds with the DOM, never HTML); users' texts
+stay plain text. Every agent action goes to the audit trail, never with a message's text. Handlers
 translate HTTP into calls of `SupportDesk`, `Accounts`, the copilot and the insights.
 
 Its own security, on its paths only: a session cookie (`console_sid`, HttpOnly,
@@ -20,18 +24,24 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 
+from bot.gateway import rich_text
 from bot.gateway.keys import DESK, HTTP, LIMITS, RASA
 from bot.gateway.relay import MAX_MESSAGE_CHARS, clean_message
 from bot.gateway.webhooks import json_error
 from bot.knowledge import Knowledge
+from bot.knowledge.french import clock_time, french_date
+from bot.knowledge.topics import topic_names
 from bot.support import insights as support_insights
 from bot.support.accounts import (
     AGENT,
@@ -57,6 +67,7 @@ CSRF_HEADER = "X-CSRF-Token"
 HEARTBEAT_SECONDS = 15.0
 RECONNECT_MS = 3000
 PREVIEW_CHARS = 200
+DEFAULT_TIMEZONE = "Europe/Paris"  # when the knowledge base is not loaded: its own zone
 MAX_INSIGHTS_DAYS = 366
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -242,7 +253,42 @@ def _conversation_id(request: web.Request) -> str:
     return value
 
 
-def handoff_json(handoff: HandoffView, me: int, now: datetime) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Reading:
+    """How the console shows what it stores: intents by their French names, UTC instants as
+    dates and times in the knowledge base's time zone."""
+
+    names: dict[str, str]
+    zone: ZoneInfo
+
+    def topic(self, intent: str | None) -> str | None:
+        return None if intent is None else self.names.get(intent, intent)
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.replace(tzinfo=timezone.utc).astimezone(self.zone)  # stored naive, in UTC
+
+    def day(self, moment: datetime) -> str:
+        return french_date(self.local(moment), with_time=False)
+
+    def time(self, moment: datetime) -> str:
+        return clock_time(self.local(moment))
+
+
+def reading_of(engine: Engine) -> Reading:
+    """The knowledge base's answer titles and time zone (blocking: call it in a thread)."""
+    knowledge = Knowledge(engine)
+    try:
+        zone = knowledge.timezone
+    except NoResultFound:  # no knowledge base loaded in this database
+        zone = DEFAULT_TIMEZONE
+    return Reading(topic_names(knowledge.answer_titles()), ZoneInfo(zone))
+
+
+async def _reading(request: web.Request) -> Reading:
+    return await asyncio.to_thread(reading_of, request.config_dict[DESK].store.engine)
+
+
+def handoff_json(handoff: HandoffView, me: int, now: datetime, reading: Reading) -> dict[str, Any]:
     return {
         "id": handoff.id,
         "conversation": handoff.conversation_id,
@@ -257,20 +303,28 @@ def handoff_json(handoff: HandoffView, me: int, now: datetime) -> dict[str, Any]
         "mine": handoff.taken_by == me,
         "last_user_text": handoff.last_user_text[:PREVIEW_CHARS],
         "last_intent": handoff.last_intent,
+        "last_topic": reading.topic(handoff.last_intent),
         "turns": handoff.turns,
     }
 
 
-def turn_json(turn: TurnView) -> dict[str, Any]:
+def turn_json(turn: TurnView, reading: Reading) -> dict[str, Any]:
+    """A turn; a user's text is shown as typed, the others' (the assistant's Markdown, an
+    agent's reply, the desk's notices) also as `blocks` (`bot.gateway.rich_text`)."""
     shown: dict[str, Any] = {
         "id": turn.id,
         "at": _iso(turn.at),
+        "day": reading.day(turn.at),
+        "time": reading.time(turn.at),
         "role": turn.role,
         "text": turn.text,
     }
     if turn.role == USER:  # what the assistant understood of it
         shown["intent"] = turn.intent
+        shown["topic"] = reading.topic(turn.intent)
         shown["confidence"] = turn.confidence
+    else:
+        shown["blocks"] = rich_text.blocks(turn.text)
     if turn.buttons:
         shown["buttons"] = [button["title"] for button in turn.buttons]
     if turn.agent:
@@ -359,12 +413,13 @@ async def queue(request: web.Request) -> web.Response:
     desk = request.config_dict[DESK]
     handoffs = await asyncio.to_thread(desk.store.queue)
     online = await desk.agents_online()
+    reading = await _reading(request)
     now = utcnow()
     # Waiting first (oldest first), then the conversations agents are answering.
     handoffs.sort(key=lambda h: (h.state != "waiting", h.created_at))
     return web.json_response(
         {
-            "handoffs": [handoff_json(h, session.agent.id, now) for h in handoffs],
+            "handoffs": [handoff_json(h, session.agent.id, now, reading) for h in handoffs],
             "agents_online": online,
         }
     )
@@ -436,8 +491,10 @@ async def conversation(request: web.Request) -> web.Response:
         raise ConsoleError(404, NO_CONVERSATION)
     turns = await asyncio.to_thread(store.transcript, conversation_id, int(after))
     handoff = await asyncio.to_thread(store.open_handoff_of, conversation_id)
+    reading = await _reading(request)
     # Every read of a conversation is an access to a user's data: audited, even a poll.
     await _audit(request, session.agent.id, "read", conversation_id, after=int(after))
+    now = utcnow()
     return web.json_response(
         {
             "conversation": {
@@ -445,9 +502,11 @@ async def conversation(request: web.Request) -> web.Response:
                 "channel": found.channel,
                 "state": found.state,
                 "started_at": _iso(found.started_at),
+                "started_day": reading.day(found.started_at),
+                "started_time": reading.time(found.started_at),
             },
-            "handoff": handoff_json(handoff, session.agent.id, utcnow()) if handoff else None,
-            "turns": [turn_json(turn) for turn in turns],
+            "handoff": handoff_json(handoff, session.agent.id, now, reading) if handoff else None,
+            "turns": [turn_json(turn, reading) for turn in turns],
             "last": turns[-1].id if turns else int(after),
         }
     )
@@ -462,7 +521,10 @@ async def take(request: web.Request) -> web.Response:
     except HandoffConflict:
         raise await _conflict(request, handoff_id) from None
     await _audit(request, session.agent.id, "take", handoff.conversation_id, handoff=handoff.id)
-    return web.json_response({"handoff": handoff_json(handoff, session.agent.id, utcnow())})
+    reading = await _reading(request)
+    return web.json_response(
+        {"handoff": handoff_json(handoff, session.agent.id, utcnow(), reading)}
+    )
 
 
 async def release(request: web.Request) -> web.Response:
@@ -474,7 +536,10 @@ async def release(request: web.Request) -> web.Response:
     except HandoffConflict:
         raise await _conflict(request, handoff_id) from None
     await _audit(request, session.agent.id, "release", handoff.conversation_id, handoff=handoff.id)
-    return web.json_response({"handoff": handoff_json(handoff, session.agent.id, utcnow())})
+    reading = await _reading(request)
+    return web.json_response(
+        {"handoff": handoff_json(handoff, session.agent.id, utcnow(), reading)}
+    )
 
 
 async def _conflict(request: web.Request, handoff_id: int) -> ConsoleError:
@@ -511,7 +576,7 @@ async def reply(request: web.Request) -> web.Response:
         raise ConsoleError(409, ALREADY_TAKEN.format(name=handoff.taken_by_name))
     turn = await desk.reply(conversation_id, session.agent.id, text)
     await _audit(request, session.agent.id, "reply", conversation_id, chars=len(text))
-    return web.json_response({"turn": turn_json(turn)})
+    return web.json_response({"turn": turn_json(turn, await _reading(request))})
 
 
 # ---------------------------------------------------------------------- the copilot
@@ -536,7 +601,10 @@ COPILOT = web.AppKey("console_copilot", Copilots)
 
 async def suggest(request: web.Request) -> web.Response:
     """Answers the assistant would give to a text (`{"text"}`) or to a user's turn
-    (`{"conversation", "turn"}`): `bot.support.copilot.Copilot.suggest`."""
+    (`{"conversation", "turn"}`): `bot.support.copilot.Copilot.suggest`. Each answer and look-up
+    also comes as `blocks` to show (`bot.gateway.rich_text`) and as `plain` text, what
+    « Modifier » puts in the reply box; « Envoyer » sends the Markdown `text`, which the user's
+    channel shows formatted."""
     session = await _signed_in(request, write=True)
     body = await _body(request)
     text = body.get("text")
@@ -555,7 +623,11 @@ async def suggest(request: web.Request) -> web.Response:
         raise ConsoleError(413, REPLY_TOO_LONG)
     suggestions = await request.app[COPILOT].get(request).suggest(text)
     await _audit(request, session.agent.id, "suggest", conversation_id, chars=len(text))
-    return web.json_response(suggestions.as_json())
+    shown = suggestions.as_json()
+    for answer in (*shown["suggestions"], *shown["lookups"]):
+        answer["blocks"] = rich_text.blocks(answer["text"])
+        answer["plain"] = rich_text.plain(answer["text"])
+    return web.json_response(shown)
 
 
 # ---------------------------------------------------------------------- the statistics

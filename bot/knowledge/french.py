@@ -27,3 +27,9 @@ def french_date(when: datetime, with_time: bool) -> str:
     if with_time:
         text += f" à {when.hour}h" + (f"{when.minute:02d}" if when.minute else "")
     return text
+
+
+def clock_time(when: datetime) -> str:
+    """'14 h 05', '9 h 00': a time for the people who read the agents' console (the answers to
+    voters say '17h30', see `french_date`)."""
+    return f"{when.hour} h {when.minute:02d}"

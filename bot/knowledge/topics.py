@@ -5,13 +5,16 @@ hand-written YAML, so each topic must also appear there: an intent in domain.yml
 data/, a rule that answers it, a side-question rule during each form (without one the question
 is taken as the form's answer), and a test story. `check()` lists what is missing;
 `python -m bot.knowledge.topics` prints that list (docs/adding-a-topic.md walks through it).
+
+People read intents by their French names (`topic_names`): a topic by its section's title, the
+conversation's own intents (greet, nlu_fallback…) by `CONVERSATION_LABELS`.
 """
 
 from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,28 @@ TEST_STORIES_FILE = "tests/test_stories.yml"
 FAQ_ACTION = "action_answer_faq"
 # Conversation intents that a form answers and then asks its question again, like every topic.
 CONVERSATION_SIDE_QUESTIONS = frozenset({"help", "bot_challenge", "greet", "thank", "chitchat"})
+# The French names of the intents that are no answer of the knowledge base (a topic is named by
+# its section's title), for the people who read what the assistant understood: the agents'
+# console, the statistics. `check()` wants one for every other intent of domain.yml.
+# `ask_human` has a section too, titled for its answer (« Parler à une personne »): a user's
+# message is named for what it asks. `nlu_fallback` is Rasa's FallbackClassifier's.
+CONVERSATION_LABELS = {
+    "greet": "Salutation",
+    "goodbye": "Au revoir",
+    "thank": "Remerciement",
+    "chitchat": "Conversation courante",
+    "bot_challenge": "Demande si l'assistant est un robot",
+    "ask_human": "Demande à parler à une personne",
+    "help": "Demande d'aide sur l'assistant",
+    "inform": "Précision donnée à l'assistant",
+    "out_of_scope": "Question hors périmètre",
+    "affirm": "Oui",
+    "deny": "Non",
+    "cancel": "Annulation de la démarche",
+    "correct_value": "Correction d'une information donnée",
+    "password_shared": "Mot de passe écrit dans le message (masqué)",
+    "nlu_fallback": "Question non comprise",
+}
 # The C parser when PyYAML has it: data/ reads in milliseconds instead of about a second.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -58,6 +83,12 @@ class RasaFiles:
 def topic_keys(root: Path = REPO_ROOT) -> list[str]:
     """The ids of the answer sections of the knowledge base, in the file's order."""
     return [answer.key for answer in read_kb(root / KB_FILE).answers]
+
+
+def topic_names(answer_titles: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The French name of every intent: its label in CONVERSATION_LABELS, else the title of its
+    knowledge-base answer (`Knowledge.answer_titles()` gives them)."""
+    return {**dict(answer_titles), **CONVERSATION_LABELS}
 
 
 def side_questions(root: Path = REPO_ROOT) -> frozenset[str]:
@@ -155,6 +186,11 @@ def check(root: Path = REPO_ROOT) -> list[str]:
                 missing.append(
                     f"side question `{intent}` has no rule during {form} in data/rules/chores.yml"
                 )
+    for intent in sorted(rasa.intents - set(keys) - set(CONVERSATION_LABELS)):
+        missing.append(
+            f"intent `{intent}` of {DOMAIN_FILE} has no French name: a section of {KB_FILE} or "
+            "an entry of CONVERSATION_LABELS in bot/knowledge/topics.py"
+        )
     for turn in rasa.turns:
         if turn.action == FAQ_ACTION and turn.intent not in keys:
             missing.append(

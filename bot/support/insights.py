@@ -36,8 +36,10 @@ from sqlalchemy.sql import Select
 
 from bot.answers.handoff import REASON_ASKED, REASON_MISUNDERSTOOD
 from bot.knowledge import Knowledge
+from bot.knowledge.french import french_date
 from bot.knowledge.matching import fold_key
 from bot.knowledge.models import KbVersion
+from bot.knowledge.topics import topic_names
 from bot.personal_data.redaction import redact
 from bot.support import models
 from bot.support.models import USER
@@ -198,6 +200,7 @@ class Insights:
                 "days": len(self.days),
                 "timezone": self.timezone,
                 "generated_at": self.generated_at.isoformat(),
+                "label": f"Du {_french_date(self.start)} au {_french_date(self.end)}",
             },
             "totals": {**self.total.as_json(), "handoffs_by_reason": dict(self.handoff_reasons)},
             "channels": [activity.as_json() for activity in self.channels],
@@ -357,11 +360,12 @@ def _as_utc(instant: datetime) -> datetime:
 
 
 def _topics(intents: Counter[str], titles: dict[str, str]) -> tuple[Topic, ...]:
-    """Every intent but the two "not understood" ones, most frequent first; the knowledge
-    base's title names an answer's intent."""
+    """Every intent but the two "not understood" ones, most frequent first, by its French name
+    (`bot.knowledge.topics.topic_names`: the knowledge base's title names an answer's intent)."""
     ranked = sorted(intents.items(), key=lambda item: (-item[1], item[0]))
+    names = topic_names(titles.items())
     return tuple(
-        Topic(intent, titles.get(intent, intent), count, intent in titles)
+        Topic(intent, names.get(intent, intent), count, intent in titles)
         for intent, count in ranked
         if intent not in (FALLBACK_INTENT, OUT_OF_SCOPE_INTENT)
     )
@@ -718,7 +722,7 @@ def _percent(rate: float | None) -> str:
 
 
 def _french_date(day: date) -> str:
-    return day.strftime("%d/%m/%Y")
+    return french_date(datetime.combine(day, time()), with_time=False)
 
 
 # ---------------------------------------------------------------------------- command

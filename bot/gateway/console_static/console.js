@@ -2,6 +2,9 @@
 // transcript with the topic and confidence the assistant saw in each user message, take over,
 // reply, hand back to the assistant, the copilot's suggestions, and the statistics.
 // Texts typed by users are untrusted: every node is built with textContent, never as HTML.
+// The assistant's Markdown (bold, lists, links) comes from the server already split into
+// paragraphs, lists and runs (`blocks`, bot/gateway/rich_text.py); it is built the same way,
+// each run a text node, a link only to an http(s) or mailto address.
 "use strict";
 
 (() => {
@@ -45,6 +48,7 @@
     queueLoaded: false, // a new waiting conversation is announced after the first load
     online: null,
     selected: null, // conversation id
+    day: null, // the day it started (« 8 novembre 2026 »): a turn of another day shows its date
     handoff: null,
     last: 0,
     lastUserTurn: null,
@@ -75,16 +79,67 @@
     return `${Math.round(confidence * 100)} %`;
   }
 
-  function clock(iso) {
-    return iso ? new Date(iso).toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" }) : "";
-  }
-
   function age(seconds) {
     if (seconds < 60) return "depuis moins d'une minute";
     const minutes = Math.floor(seconds / 60);
     if (minutes < 60) return `depuis ${minutes} min`;
     const hours = Math.floor(minutes / 60);
     return `depuis ${hours} h ${String(minutes % 60).padStart(2, "0")}`;
+  }
+
+  // ------------------------------------------------------------------ the assistant's Markdown
+
+  function safeHref(address) {
+    try {
+      const url = new URL(address);
+      return ["http:", "https:", "mailto:"].includes(url.protocol) ? url.href : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  // One line's runs: text, bold, or a link (opened in a new tab, the console stays open).
+  function appendRuns(parent, runs) {
+    for (const run of runs) {
+      let node = document.createTextNode(run.text);
+      const href = run.href ? safeHref(run.href) : null;
+      if (href) {
+        node = el("a", "", run.text);
+        node.href = href;
+        node.target = "_blank";
+        node.rel = "noopener noreferrer";
+      }
+      if (run.bold) {
+        const strong = el("strong");
+        strong.append(node);
+        node = strong;
+      }
+      parent.append(node);
+    }
+  }
+
+  function appendLines(parent, lines) {
+    lines.forEach((runs, index) => {
+      if (index) parent.append(el("br"));
+      appendRuns(parent, runs);
+    });
+    return parent;
+  }
+
+  // An answer's paragraphs and lists.
+  function richText(className, blocks) {
+    const box = el("div", `${className} rich`);
+    for (const block of blocks) {
+      if (block.type === "list") {
+        const list = el(block.ordered ? "ol" : "ul");
+        if (block.ordered && Number.isInteger(block.start) && block.start !== 1) list.start = block.start;
+        for (const item of block.items) list.append(appendLines(el("li"), item));
+        box.append(list);
+      } else {
+        box.append(appendLines(el("p"), block.lines));
+      }
+    }
+    return box;
   }
 
   // ------------------------------------------------------------------ the API
@@ -239,7 +294,7 @@
       );
       const facts = el("span", "queue-facts",
         `${T.channels[handoff.channel] || handoff.channel} · ${T.reasons[handoff.reason] || handoff.reason}`
-        + (handoff.last_intent ? ` · ${handoff.last_intent}` : ""));
+        + (handoff.last_topic ? ` · ${handoff.last_topic}` : ""));
       const preview = el("span", "preview", handoff.last_user_text || "(pas encore de message)");
       open.append(head, facts, preview);
       open.addEventListener("click", () => select(handoff.conversation));
@@ -287,6 +342,7 @@
 
   async function select(conversation) {
     state.selected = conversation;
+    state.day = null;
     state.last = 0;
     state.handoff = null;
     state.lastUserTurn = null;
@@ -323,8 +379,10 @@
     }
     if (conversation !== state.selected) return;
     const channel = T.channels[data.conversation.channel] || data.conversation.channel;
-    $("conversation-meta").textContent =
-      `${channel} · commencée à ${clock(data.conversation.started_at)} · réf. ${conversation.slice(0, 16)}…`;
+    const started = data.conversation;
+    state.day = started.started_day;
+    $("conversation-meta").textContent = `${channel} · commencée le ${started.started_day} à `
+      + `${started.started_time} · réf. ${conversation.slice(0, 16)}…`;
     for (const turn of data.turns) $("transcript").append(renderTurn(turn));
     if (data.turns.length) {
       const log = $("transcript-log");
@@ -340,15 +398,18 @@
     item.dataset.turn = turn.id;
     const head = el("p", "turn-head");
     const who = turn.role === "agent" && turn.agent ? `${T.roles.agent} (${turn.agent})` : (T.roles[turn.role] || turn.role);
-    head.append(el("span", "turn-who", who), el("span", "turn-time", clock(turn.at)));
-    item.append(head, el("p", "turn-text", turn.text));
+    const when = turn.day === state.day ? turn.time : `${turn.day} à ${turn.time}`;
+    head.append(el("span", "turn-who", who), el("span", "turn-time", when));
+    // What a user typed stays text; the assistant's, an agent's and the desk's are Markdown.
+    item.append(head, turn.role === "user" || !turn.blocks
+      ? el("p", "turn-text", turn.text) : richText("turn-text", turn.blocks));
     if (turn.buttons && turn.buttons.length) {
       item.append(el("p", "turn-buttons", `Boutons proposés : ${turn.buttons.join(" · ")}`));
     }
     if (turn.role === "user") {
       const nlu = el("p", "turn-nlu");
       if (turn.intent) {
-        nlu.append(el("span", "topic", T.topic + turn.intent));
+        nlu.append(el("span", "topic", T.topic + (turn.topic || turn.intent)));
         if (typeof turn.confidence === "number") {
           nlu.append(el("span", "confidence", T.confidence + percent(turn.confidence)));
         }
@@ -472,16 +533,18 @@
     if (!data.suggestions.length && !data.lookups.length) notes.push(T.noSuggestion);
     $("copilot-status").textContent = notes.join(" ");
     for (const suggestion of data.suggestions.slice(0, 3)) {
-      list.append(renderSuggestion(suggestion.source, suggestion.text,
+      list.append(renderSuggestion(suggestion.source, suggestion,
         `${percent(suggestion.confidence)}${suggestion.kind === "search" ? " (recherche)" : ""}`));
     }
     for (const lookup of data.lookups) {
-      $("lookups").append(renderSuggestion(lookup.title, lookup.text, `section « ${lookup.source} »`));
+      $("lookups").append(renderSuggestion(lookup.title, lookup, `section « ${lookup.source} »`));
     }
     $("lookups-title").hidden = data.lookups.length === 0;
   }
 
-  function renderSuggestion(title, text, detail) {
+  // `answer`: its Markdown `text` (sent as is: the user's channel formats it), its `blocks`
+  // (shown) and its `plain` text (put in the reply box, to edit).
+  function renderSuggestion(title, answer, detail) {
     const item = el("li", "suggestion");
     const head = el("p", "suggestion-head");
     head.append(el("span", "suggestion-title", title), el("span", "suggestion-detail", detail));
@@ -491,18 +554,18 @@
         $("conversation-error").textContent = T.takeFirst;
         return;
       }
-      await sendReply(text);
+      await sendReply(answer.text);
     });
     send.setAttribute("aria-label", `${T.send} : ${title}`);
     const edit = button(T.edit, "small", () => {
-      $("reply").value = text;
+      $("reply").value = answer.plain;
       $("reply").dispatchEvent(new Event("input"));
       if (!$("reply").disabled) $("reply").focus();
       else $("conversation-error").textContent = T.takeFirst;
     });
     edit.setAttribute("aria-label", `${T.edit} : ${title}`);
     actions.append(send, edit);
-    item.append(head, el("p", "suggestion-text", text), actions);
+    item.append(head, richText("suggestion-text", answer.blocks), actions);
     return item;
   }
 
@@ -535,7 +598,7 @@
       return;
     }
     const table = el("table", "stats-table");
-    table.append(el("caption", "", `Du ${data.period.start} au ${data.period.end}`));
+    table.append(el("caption", "", data.period.label));
     const body = el("tbody");
     for (const [key, label, kind] of STAT_ROWS) {
       const row = el("tr");
