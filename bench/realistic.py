@@ -1,12 +1,13 @@
 """Answers to realistic voters' messages, scored end to end through the gateway.
 
-`./scripts/benchmark-realistic [--split dev|test]` starts the whole assistant on loopback (portal,
-actions, Rasa, gateway), sends each message of `bench/realistic/<split>_*.yml` as a new voter
-through the chat API, reads the answer the voter would see, and says whether it is the answer
-the set's writer expected: the right FAQ section, the right académie's webmail host, the right
-scrutins for the described role, or an honest refusal. The sets were written by separate writers
-who never saw the training data or the other sets; they are never trained on. Settings are
-chosen on the `dev` split; the `test` split is only measured (README says how many times).
+`./scripts/benchmark-realistic [--split dev|test|test2]` starts the whole assistant on loopback
+(portal, actions, Rasa, gateway), sends each message of `bench/realistic/<split>_*.yml` as a
+new voter through the chat API, reads the answer the voter would see, and says whether it is
+the answer the set's writer expected: the right FAQ section, the right académie's webmail
+host, the right scrutins for the described role, or an honest refusal. The sets were written
+by separate writers who never saw the training data or the other sets; they are never trained
+on. Settings are chosen on the `dev` split; the `test` and `test2` splits are only measured
+(README says how many times).
 
 Each answer is one of:
 - right: the expected answer;

@@ -98,8 +98,12 @@ def _broken(old: str, new: str) -> str:
         ("| Toulouse | Toulousse |", "| Toulon | Toulousse |", "Toulon"),
         ("| 93 | Seine-Saint-Denis | Créteil |", "| 93 | Seine-Saint-Denis | Bobigny |", "Bobigny"),
         ("| 94 | Val-de-Marne |", "| 93 | Val-de-Marne |", "93"),
+        # The editors' mark never reaches a voter: in an answer, or in a scrutin's description.
+        ("je ne les connais pas.", "(source muette).", "Parler à une personne.*rédacteurs"),
+        ("directeurs adjoints de SEGPA. |", "directeurs adjoints de SEGPA (Source muette). |",
+         "Scrutin CCPA"),
     ],
-)
+)  # fmt: skip
 def test_a_mistake_in_the_file_stops_loading_with_a_french_explanation(old, new, complaint):
     with pytest.raises(KbFormatError, match=complaint):
         parse_kb(_broken(old, new))

@@ -349,6 +349,26 @@ def _check_placeholders(kb: KnowledgeBase) -> None:
                 raise KbFormatError(f"Réponse « {answer.title} » : valeur {{{key}}} inconnue.")
 
 
+# The editors' mark for what the source does not say (`kb/faq_fr.md`, « Comment l'écrire »): it
+# belongs beside the tables, never in what a voter reads.
+EDITORS_MARK = re.compile(r"source\s+muette", re.IGNORECASE)
+
+
+def _check_editors_marks(kb: KnowledgeBase) -> None:
+    for answer in kb.answers:
+        if EDITORS_MARK.search(answer.template):
+            raise KbFormatError(
+                f"Réponse « {answer.title} » : « source muette » est une note pour les "
+                "rédacteurs ; dites en clair ce que l'assistant ne sait pas et où le trouver."
+            )
+    for scrutin in kb.scrutins:
+        if EDITORS_MARK.search(f"{scrutin.title} {scrutin.role}"):
+            raise KbFormatError(
+                f"Scrutin {scrutin.code} : « source muette » est une note pour les rédacteurs, "
+                "pas un texte à montrer aux électeurs."
+            )
+
+
 def parse_kb(text: str) -> KnowledgeBase:
     """Parse the knowledge base markdown; raise `KbFormatError` on any inconsistency."""
     text = text.replace("\r\n", "\n")
@@ -371,6 +391,7 @@ def parse_kb(text: str) -> KnowledgeBase:
         answers=_parse_answers(_section(sections, "Réponses")),
     )
     _check_placeholders(kb)
+    _check_editors_marks(kb)
     return kb
 
 
