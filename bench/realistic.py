@@ -312,7 +312,7 @@ def tune(split: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="./scripts/benchmark-realistic")
-    parser.add_argument("--split", choices=("dev", "test", "test2"), default="dev")
+    parser.add_argument("--split", choices=("dev", "dev2", "test", "test2"), default="dev")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--errors", action="store_true", help="print every answer not right")
     parser.add_argument("--tune", action="store_true", help="intent-level weights, no server")

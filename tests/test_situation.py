@@ -274,3 +274,22 @@ def test_what_is_needed_is_answered_with_what_it_is_needed_for(reader, matcher, 
 def test_the_question_the_writer_points_at(text, question):
     span = emphasised_question(text)
     assert (text[span[0] : span[1]].strip(" :") if span else None) == question
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("Bonjour, la CAPD a-t-elle validé ma promotion à la hors classe ?", "out_of_scope"),
+        ("Est-ce qu'on vote aussi en ligne pour le conseil d'école ?", "out_of_scope"),
+        ("Quel syndicat choisir pour la CAPD ?", "out_of_scope"),
+        # The question is the base's own: a ballot, a password, the mailbox.
+        ("Je suis PE hors classe, je vote à quoi ?", "who_votes_where"),
+        ("J'ai reçu ma fiche de paie. Comment je crée mon mot de passe électeur ?", None),
+        ("Avec la grève de jeudi je n'ai pas pu créer mon mot de passe, je fais comment ?", None),
+    ],
+)
+def test_a_near_domain_question_the_base_does_not_answer_is_off_topic(
+    reader, matcher, text, topic
+):
+    situation = read(reader, matcher, text)
+    assert implied_topic(situation, "CAPD" in text) == topic

@@ -116,6 +116,8 @@ class KnowledgeBase:
     category_cues: list[CategoryCues] = field(default_factory=list)
     # Cities and their département (kb/villes.md), to find the académie of « prof à Quimper ».
     cities: list[City] = field(default_factory=list)
+    # Words of near-domain questions this base does not answer (section « Hors sujet »).
+    off_topic_cues: tuple[str, ...] = ()
 
 
 def _sections(text: str, level: int) -> dict[str, str]:
@@ -293,6 +295,14 @@ def _parse_category_cues(
     return found
 
 
+def _parse_off_topic_cues(sections: dict[str, str]) -> tuple[str, ...]:
+    body = sections.get("Hors sujet")
+    if body is None:
+        return ()
+    rows = _first_table(body, "Hors sujet")[1]
+    return tuple(c.strip() for _, cues in rows for c in cues.split(",") if c.strip())
+
+
 def parse_cities(text: str) -> list[City]:
     """The table of `kb/villes.md`: Ville | Département | Rang | Mot courant."""
     cities = []
@@ -388,6 +398,7 @@ def parse_kb(text: str) -> KnowledgeBase:
         categories=categories,
         category_groups=category_groups,
         category_cues=_parse_category_cues(sections, categories, category_groups),
+        off_topic_cues=_parse_off_topic_cues(sections),
         answers=_parse_answers(_section(sections, "Réponses")),
     )
     _check_placeholders(kb)

@@ -26,6 +26,13 @@ ASKS_WEBMAIL = "messagerie"  # the professional mailbox
 CORRECTING = "correction"  # something is wrong and should be corrected (a contest)
 EARLIER_ELECTIONS = "elections_passees"  # the question is about earlier elections (2014…)
 ASKS_NEEDS = "besoin"  # what the writer will need (« de quoi j'aurai besoin pour voter ? »)
+OFF_TOPIC = "hors_sujet"  # a near-domain question the knowledge base does not answer
+# Words of the base's own topics: a question that names them is not off topic whatever else it
+# says (« mon mot de passe ENT et mon mot de passe électeur, c'est le même ? »).
+ON_TOPIC = re.compile(
+    r"(?<![a-z])(?:mot +de +passe|mots +de +passe|mdp|identifiant|numen|espace +electeur"
+    r"|espace +de +vote|messagerie|webmail|webmel|scrutin|scrutins|notice)(?![a-z])"
+)
 QUESTION_KINDS = {
     ASKS_BALLOTS: re.compile(
         r"(?<![a-z])(?:(?:je|il|elle|on|ils|elles|j) +(?:vote|votent|voterai|voterait)"
@@ -197,13 +204,28 @@ class Situation:
 class SituationReader:
     """Reads situations with the job descriptions of one knowledge base."""
 
-    def __init__(self, cues: list[CategoryCues], groups: set[str]) -> None:
+    def __init__(
+        self, cues: list[CategoryCues], groups: set[str], off_topic: tuple[str, ...] = ()
+    ) -> None:
         self._rows = [(row, [_cue_pattern(c) for c in row.cues]) for row in cues]
         self._groups = groups
+        self._off_topic = [_cue_pattern(c) for c in off_topic]
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase) -> SituationReader:
-        return cls(kb.category_cues, set(kb.category_groups))
+        return cls(kb.category_cues, set(kb.category_groups), kb.off_topic_cues)
+
+    def off_topic(self, text: str) -> bool:
+        """Whether the question of `text` is one the base does not answer: a cue of « Hors
+        sujet » in the question (the one the writer points at, else the last question sentence,
+        else the whole text), and none of the base's own topics named anywhere in the message."""
+        if ON_TOPIC.search(" ".join(fold(text).split())):
+            return False
+        span = emphasised_question(text)
+        asking = [m.group() for m in SENTENCE.finditer(text) if _asks(m.group())]
+        question = text[span[0] : span[1]] if span else (asking[-1] if asking else text)
+        folded = " ".join(fold(question).split())
+        return any(p.search(folded) for p in self._off_topic)
 
     def read(self, text: str, matches: list[Match]) -> Situation:
         folded = " ".join(fold(text).split())
@@ -227,7 +249,7 @@ class SituationReader:
             described=described,
             about_others=bool(OTHERS.search(folded)) and not _self_named(folded, named),
             comparison=len(set(categories)) > 1 and comparing,
-            asks=question_kinds(text),
+            asks=question_kinds(text) | ({OFF_TOPIC} if self.off_topic(text) else set()),
             needed_for=_needed_for(folded),
         )
 
@@ -320,6 +342,10 @@ def implied_topic(
         return "out_of_scope"  # the knowledge base knows the 2018 elections only
     if ASKS_WHO in situation.asks and scrutin_named:
         return "who_votes_where"  # with a scrutin named, its voters
+    ballots = situation.categories and (ASKS_BALLOTS in situation.asks or situation.comparison)
+    webmail = situation.academie and ASKS_WEBMAIL in situation.asks
+    if OFF_TOPIC in situation.asks and not ballots and not webmail:
+        return "out_of_scope"  # « la CAPD a-t-elle validé ma promotion ? »
     if CORRECTING in situation.asks:
         return None  # « mes scrutins sont faux » : a contest, whatever the names
     if situation.categories and (ASKS_BALLOTS in situation.asks or situation.comparison):

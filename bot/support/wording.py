@@ -43,7 +43,7 @@ RELEASED = (
 
 
 def taken(agent_name: str) -> str:
-    return f"{agent_name}, conseiller ou conseillère de l'assistance, a repris la conversation."
+    return f"{agent_name}, de l'assistance aux électeurs, a repris la conversation."
 
 
 def folded(text: str) -> str:
