@@ -288,8 +288,6 @@ def test_the_question_the_writer_points_at(text, question):
         ("Avec la grève de jeudi je n'ai pas pu créer mon mot de passe, je fais comment ?", None),
     ],
 )
-def test_a_near_domain_question_the_base_does_not_answer_is_off_topic(
-    reader, matcher, text, topic
-):
+def test_a_near_domain_question_the_base_does_not_answer_is_off_topic(reader, matcher, text, topic):
     situation = read(reader, matcher, text)
     assert implied_topic(situation, "CAPD" in text) == topic
