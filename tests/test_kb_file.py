@@ -98,6 +98,7 @@ def _broken(old: str, new: str) -> str:
         ("| Toulouse | Toulousse |", "| Toulon | Toulousse |", "Toulon"),
         ("| 93 | Seine-Saint-Denis | Créteil |", "| 93 | Seine-Saint-Denis | Bobigny |", "Bobigny"),
         ("| 94 | Val-de-Marne |", "| 93 | Val-de-Marne |", "93"),
+        ("| vote | Vote électronique |", "| vote | Vote : en ligne |", "« vote » contient « : »"),
         # The editors' mark never reaches a voter: in an answer, or in a scrutin's description.
         ("je ne les connais pas.", "(source muette).", "Parler à une personne.*rédacteurs"),
         ("directeurs adjoints de SEGPA. |", "directeurs adjoints de SEGPA (Source muette). |",

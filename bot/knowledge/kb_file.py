@@ -202,6 +202,12 @@ def _parse_calendar(body: str) -> tuple[str, list[Event]]:
             raise KbFormatError(f"Calendrier : l'événement « {key} » n'a ni début ni fin.")
         if start_at and end_at and end_at < start_at:
             raise KbFormatError(f"Calendrier : l'événement « {key} » finit avant de commencer.")
+        if ":" in label:
+            # The answers add « : ouvert en ce moment… » after it: one colon per line.
+            raise KbFormatError(
+                f"Calendrier : le libellé de « {key} » contient « : » ; la réponse en ajoute un "
+                "après lui (« … : ouvert en ce moment »). Mettez le détail entre parenthèses."
+            )
         events.append(Event(key, label, start_at, end_at, start_has_time, end_has_time))
     return tz.group(1), events
 
