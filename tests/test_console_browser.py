@@ -12,7 +12,6 @@ the voter again. axe-core checks WCAG 2.1 A/AA on each state of the console.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -28,12 +27,10 @@ from bot.db import make_engine
 from bot.gateway import console
 from bot.local_stack import LocalStack
 from bot.support import models, wording
+from tests.browser_support import BROWSER_DIR, require_browser
 
-BROWSER_DIR = REPO_ROOT / "tests" / "browser"
 SPEC = BROWSER_DIR / "console.spec.mjs"
-ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 SCREENSHOT_FOR_DOCS = REPO_ROOT / "docs" / "console.png"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SCENARIO_TIMEOUT_S = 150
 PASSWORD = "une longue phrase de passe"
 
@@ -53,13 +50,7 @@ def add_agent(stack: LocalStack, login: str, name: str) -> None:
 
 
 def run_console_scenario(config: dict) -> dict:
-    missing = [p for p in (CHROMIUM, BROWSER_DIR / "node_modules" / "playwright-core")]
-    missing = [str(p) for p in missing if not p.exists()]
-    if missing:
-        pytest.fail(
-            f"missing {missing}: run ./scripts/test, or `source scripts/browser.sh; ensure_browser`"
-        )
-    config = {**config, "artifacts": str(ARTIFACTS), "chromium": str(CHROMIUM)}
+    config = {**config, **require_browser()}
     try:
         done = subprocess.run(
             ["node", str(SPEC), json.dumps(config)],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -19,10 +18,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.answers.handoff import REASON_ASKED
-from bot.config import REPO_ROOT
 from bot.local_stack import free_port
 from bot.support import models
 from bot.support.store import TurnNlu
+from tests.browser_support import ARTIFACTS, BROWSER_DIR, require_browser
 from tests.test_console_api import (
     ANSWER,
     PASSWORD,
@@ -34,22 +33,13 @@ from tests.test_console_api import (
 )
 from tests.test_console_browser import squeezed
 
-BROWSER_DIR = REPO_ROOT / "tests" / "browser"
 SPEC = BROWSER_DIR / "console-rich-text.spec.mjs"
-ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SCENARIO_TIMEOUT_S = 120
 QUOTE = f"Je cite votre message : {XSS_VOTER}"  # an agent's reply, rendered like the assistant's
 
 
 async def run_spec(config: dict) -> dict:
-    missing = [p for p in (CHROMIUM, BROWSER_DIR / "node_modules" / "playwright-core")]
-    missing = [str(p) for p in missing if not p.exists()]
-    if missing:
-        pytest.fail(
-            f"missing {missing}: run ./scripts/test, or `source scripts/browser.sh; ensure_browser`"
-        )
-    config = {**config, "artifacts": str(ARTIFACTS), "chromium": str(CHROMIUM)}
+    config = {**config, **require_browser()}
     node = await asyncio.create_subprocess_exec(
         "node",
         str(SPEC),

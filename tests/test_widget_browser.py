@@ -9,7 +9,6 @@ packages first (`scripts/browser.sh`).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,11 +27,9 @@ from bot.gateway.app import BAD_REQUEST, sender_id
 from bot.gateway.relay import TOO_FAST, TOO_LONG, UNAVAILABLE
 from bot.local_stack import LocalStack, free_port, wait_for
 from bot.personal_data.vault import Vault
+from tests.browser_support import ARTIFACTS, BROWSER_DIR, CHROMIUM, require_browser
 
-BROWSER_DIR = REPO_ROOT / "tests" / "browser"
 SPEC = BROWSER_DIR / "widget.spec.mjs"
-ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SCENARIO_TIMEOUT_S = 240
 
 pytestmark = pytest.mark.live
@@ -41,12 +38,7 @@ pytestmark = pytest.mark.live
 @pytest.fixture(scope="session")
 def browser() -> Path:
     """Chromium and the npm packages are there (installed by `ensure_browser`)."""
-    missing = [str(p) for p in (CHROMIUM, BROWSER_DIR / "node_modules" / "playwright-core")]
-    missing = [p for p in missing if not Path(p).exists()]
-    if missing:
-        pytest.fail(
-            f"missing {missing}: run ./scripts/test, or `source scripts/browser.sh; ensure_browser`"
-        )
+    require_browser()
     return CHROMIUM
 
 
