@@ -38,7 +38,7 @@ from bot.portal.client import (
     ResetStatus,
 )
 from bot.portal.models import portal_engine
-from bot.portal.registry import DEMO_CSV, VoterImportError, import_voters, parse_voters
+from bot.portal.registry import DEMO_CSV, import_voters, parse_voters
 from bot.portal.settings import Limits
 from bot.portal.simulated import create_app
 
@@ -520,27 +520,7 @@ HEADER = "numen,nom,prenom,date_naissance,email,academie,categorie"
 GOOD_ROW = "01E9501234ABC,Exemple,Marie,12/03/1980,marie.exemple@ac-lyon.fr,Lyon,PES"
 
 
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("", "vide"),
-        ("numen,nom,prenom\n", "Ligne 1 : colonne(s) manquante(s) : date_naissance, email"),
-        (f"{HEADER}\n{GOOD_ROW}\n01E95,Fictif,Jean,25/06/1975,j.f@ac-creteil.fr,Créteil,PES\n",
-         "Ligne 3 : NUMEN invalide"),
-        (f"{HEADER}\n{GOOD_ROW.replace('12/03/1980', '1980-03-12')}\n", "Ligne 2 : date de"),
-        (f"{HEADER}\n{GOOD_ROW.replace('12/03/1980', '31/02/1980')}\n", "Ligne 2 : date de"),
-        (f"{HEADER}\n{GOOD_ROW.replace('marie.exemple@', 'marie.exemple_at_')}\n",
-         "Ligne 2 : adresse e-mail invalide"),
-        (f"{HEADER}\n{GOOD_ROW.replace(',Exemple,', ',,')}\n", "Ligne 2 : le champ « nom »"),
-        (f"{HEADER}\n{GOOD_ROW},en trop\n", "Ligne 2 : nombre de champs"),
-        (f"{HEADER}\n\n{GOOD_ROW}\n{GOOD_ROW}\n", "Ligne 4 : même NUMEN que la ligne 3"),
-    ],
-)  # fmt: skip
-def test_a_bad_registry_row_is_reported_with_its_line_number(text, expected):
-    with pytest.raises(VoterImportError) as error:
-        parse_voters(text)
-    assert expected in str(error.value)
-    assert "01E95" not in str(error.value)  # a NUMEN is never repeated
+# Files as spreadsheets write them, and every bad line: tests/test_registry.py
 
 
 def test_importing_again_updates_voters_and_keeps_their_reissues(

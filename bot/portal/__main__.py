@@ -24,7 +24,14 @@ from sqlalchemy.engine import Engine
 from bot.db import PORTAL, create_schema
 from bot.portal import settings
 from bot.portal.models import portal_engine
-from bot.portal.registry import DEMO_CSV, VoterImportError, import_voters, registry_size
+from bot.portal.registry import (
+    DEMO_CSV,
+    VoterImportError,
+    import_voters,
+    read_voters,
+    registry_size,
+    save_voters,
+)
 from bot.portal.simulated import clear_outbox, create_app, outbox
 
 logger = logging.getLogger("bot.portal")
@@ -51,17 +58,29 @@ def serve(host: str, port: int) -> int:
     return 0
 
 
+SEPARATORS = {";": "point-virgule", ",": "virgule", "\t": "tabulation"}
+
+
 def import_csv(path: str) -> int:
+    """Import a registry file; its problems go to the operator's terminal, never to a log."""
     try:
-        report = import_voters(_portal_database(), path)
-    except FileNotFoundError:
+        registry = read_voters(path)
+        report = save_voters(_portal_database(), registry.voters)
+    except (FileNotFoundError, IsADirectoryError):
         print(f"Fichier introuvable : {path}", file=sys.stderr)
         return 2
     except VoterImportError as error:
-        print(f"Import impossible, rien n'a été modifié. {error}", file=sys.stderr)
+        print(
+            f"Import impossible, rien n'a été modifié ({len(error.problems)} problème(s)) :",
+            file=sys.stderr,
+        )
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
         return 2
     print(
-        f"Registre importé : {report.created} électeur(s) ajouté(s), {report.updated} mis à jour."
+        f"Fichier lu en {registry.encoding}, séparateur {SEPARATORS[registry.delimiter]}. "
+        f"Registre importé : {report.created} électeur(s) ajouté(s), "
+        f"{report.updated} mis à jour."
     )
     return 0
 
