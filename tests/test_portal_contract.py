@@ -469,3 +469,21 @@ def test_the_simulated_portal_refuses_exactly_the_requests_the_document_refuses(
         status, answer = portal.post(path, body, key)
     assert (status == 400) == (not valid), (path, body, key, status, answer)
     assert response_problems(path, status, answer) == []
+
+
+LOOK_ALIKES = ["01E9501234ABC\n", "٠١E9501234ABC", "０１E9501234ABC"]
+
+
+@pytest.mark.parametrize("numen", LOOK_ALIKES)
+def test_look_alike_numens_are_refused_by_the_portal_and_the_client(tmp_path, during_window, numen):
+    # Python's `$` matches before a final newline and `\d` takes any script's digits: neither the
+    # portal nor the client may read these as the demo voter's NUMEN.
+    body = {"numen": numen, "birth_date": "1980-03-12", "phone": "+33612345678"}
+    with simulated_portal(tmp_path, during_window, Limits()) as portal:
+        status, _ = portal.post("/api/v1/voter-id-reissues", body, "cle-" + str(len(numen)))
+        client = PortalClient(portal.url, TOKEN)
+        with pytest.raises(ValueError):
+            asyncio.run(
+                client.request_voter_id_reissue(numen, date(1980, 3, 12), "+33612345678", "k")
+            )
+    assert status == 400

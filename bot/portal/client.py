@@ -21,8 +21,8 @@ from bot.portal import settings
 
 logger = logging.getLogger(__name__)
 
-NUMEN = re.compile(r"^\d{2}[A-Z]\d{7}[A-Z]{3}$")
-PHONE_E164 = re.compile(r"^\+\d{8,15}$")
+NUMEN = re.compile(r"\A\d{2}[A-Z]\d{7}[A-Z]{3}\Z", re.ASCII)
+PHONE_E164 = re.compile(r"\A\+\d{8,15}\Z", re.ASCII)
 MAX_RETRIES = 2
 BACKOFF_SECONDS = (0.1, 0.3)
 RETRIED_STATUSES = {502, 503, 504}

@@ -53,11 +53,11 @@ REISSUE_MAX_RULE = "identifiant_demandes_max"  # rule of the knowledge base
 RESET_WINDOW_SECONDS = 3600
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_BODY_BYTES = 16 * 1024
-NUMEN = re.compile(r"^\d{2}[A-Z]\d{7}[A-Z]{3}$")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-PHONE_E164 = re.compile(r"^\+\d{8,15}$")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+NUMEN = re.compile(r"\A\d{2}[A-Z]\d{7}[A-Z]{3}\Z", re.ASCII)
+ISO_DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+PHONE_E164 = re.compile(r"\A\+\d{8,15}\Z", re.ASCII)
+EMAIL = re.compile(r"\A[^@\s]{1,64}@[^@\s]+\.[^@\s]+\Z")
+IDEMPOTENCY_KEY = re.compile(r"\A[\x21-\x7e]{1,255}\Z", re.ASCII)
 VOTER_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read from an SMS
 
 
