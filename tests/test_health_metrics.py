@@ -8,7 +8,9 @@ conversations with the trained model (the `live_bot` stack) and a real gateway p
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -173,6 +175,28 @@ def test_handoffs_waiting_taken_and_vault_entries_are_reported(tmp_path):
         assert sample(after, "assistant_vault_entries") == 2
 
     gateway(scenario, f"http://127.0.0.1:{closed_port()}", vault=vault)
+
+
+def test_the_dashboard_reads_only_metrics_that_the_processes_expose():
+    import bot.portal.client  # noqa: F401  (the action server's counters, in this process)
+
+    dashboard = json.loads((REPO_ROOT / "docs" / "grafana-dashboard.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(assistant_\w+)", target["expr"])
+    }
+    assert len(used) >= 9
+
+    async def scenario(client: TestClient) -> None:
+        page = await (await client.get("/metrics")).text()
+        families = {family.name for family in text_string_to_metric_families(page)}
+        # A series is its family's name plus the type's suffix (counter, histogram).
+        unknown = {n for n in used if re.sub(r"_(total|bucket|count|sum)$", "", n) not in families}
+        assert not unknown, unknown
+
+    gateway(scenario, f"http://127.0.0.1:{closed_port()}")
 
 
 # ---------------------------------------------------------------- with the trained model

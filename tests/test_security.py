@@ -33,6 +33,9 @@ EVERY_KIND_OF_RESPONSE = [
     ("GET", "/static/widget.css", 200),
     ("GET", "/static/nothing-here.js", 404),
     ("GET", "/health", 200),
+    ("GET", "/health/live", 200),
+    ("GET", "/health/ready", 503),  # no Rasa behind this gateway
+    ("GET", "/metrics", 200),  # from loopback
     ("GET", "/api/history", 200),
     ("POST", "/api/chat", 400),
     ("GET", "/console", 302),
