@@ -82,3 +82,22 @@ def rasa_channel_headers() -> dict[str, str]:
     """Headers of the gateway's calls to its Rasa channel (`GATEWAY_RASA_TOKEN`, if set)."""
     token = os.environ.get("GATEWAY_RASA_TOKEN", "")
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def action_server_urls() -> list[str]:
+    """The action servers, for the gateway's readiness probe (`ACTION_SERVER_URLS`,
+    comma-separated; default the one on `ACTION_PORT`, 5055)."""
+    raw = os.environ.get("ACTION_SERVER_URLS", "")
+    urls = [u.strip().rstrip("/") for u in raw.split(",") if u.strip()]
+    return urls or [f"http://127.0.0.1:{os.environ.get('ACTION_PORT', '5055')}"]
+
+
+def redis_url() -> str | None:
+    """The Redis server of the production mode (`REDIS_URL`); None in the local mode."""
+    return os.environ.get("REDIS_URL") or None
+
+
+def metrics_token() -> str:
+    """The bearer token that opens `/metrics` to other hosts than this one (`METRICS_TOKEN`;
+    empty: loopback only)."""
+    return os.environ.get("METRICS_TOKEN", "")

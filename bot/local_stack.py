@@ -111,6 +111,7 @@ class LocalStack:
             "PORTAL_TOKEN": "local-stack-portal-token",
             "PORTAL_URL": self.portal_url,
             "RASA_URL": self.url,
+            "ACTION_SERVER_URLS": f"http://127.0.0.1:{self.action_port}",  # the gateway's probe
             # Loopback services answer only their callers (docs/security.md).
             "GATEWAY_RASA_TOKEN": secrets.token_urlsafe(24),
             "ACTION_SERVER_TOKEN": secrets.token_urlsafe(24),

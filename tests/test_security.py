@@ -33,6 +33,9 @@ EVERY_KIND_OF_RESPONSE = [
     ("GET", "/static/widget.css", 200),
     ("GET", "/static/nothing-here.js", 404),
     ("GET", "/health", 200),
+    ("GET", "/health/live", 200),
+    ("GET", "/health/ready", 503),  # no Rasa behind this gateway
+    ("GET", "/metrics", 200),  # from loopback
     ("GET", "/api/history", 200),
     ("POST", "/api/chat", 400),
     ("GET", "/console", 302),
@@ -146,6 +149,13 @@ def test_the_action_server_answers_only_with_the_shared_token(tmp_path):
             assert refused.status_code == 401
         listed = requests.get(f"{url}/actions", params={"token": "le-jeton-de-rasa"}, timeout=10)
         assert listed.status_code == 200 and {"name": "action_help"} in listed.json()
+        # Its metrics answer this host without Rasa's token (bot/metrics.py decides who reads).
+        metrics = requests.get(f"{url}/metrics", timeout=10)
+        assert metrics.status_code == 200
+        assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert 'assistant_portal_calls_total{outcome="sent",request="voter_id_reissue"} 0.0' in (
+            metrics.text
+        )
     finally:
         server.terminate()
         server.wait(timeout=20)

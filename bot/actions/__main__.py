@@ -2,7 +2,9 @@
 
 rasa-sdk has no authentication and allows CORS `*`: it must not face the network, and it
 answers only the Rasa server that knows `ACTION_SERVER_TOKEN` (Rasa sends the `token` of
-endpoints.yml's `action_endpoint` as the `?token=` query parameter); `/health` stays open.
+endpoints.yml's `action_endpoint` as the `?token=` query parameter); `/health` stays open, and
+`/metrics` (Prometheus: the portal calls) answers this host or the bearer of `METRICS_TOKEN`
+(`bot/metrics.py`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from sanic import Sanic, response
 from sanic.request import Request
 
 from bot.knowledge import default_knowledge
+from bot.metrics import FORBIDDEN, exposition, may_read_metrics
 
 logger = logging.getLogger(__name__)
 
-OPEN_PATHS = ("/health",)
+OPEN_PATHS = ("/health", "/metrics")  # /metrics checks its own access
 
 
 def require_token(app: Sanic, token: str) -> None:
@@ -38,6 +41,17 @@ def require_token(app: Sanic, token: str) -> None:
         return None
 
 
+def add_metrics(app: Sanic) -> None:
+    """`GET /metrics`: this process's counters (one Sanic worker, the default, holds them all)."""
+
+    @app.get("/metrics")
+    async def prometheus_metrics(request: Request):
+        if not may_read_metrics(request.ip, request.headers.get("Authorization")):
+            return response.json({"error": FORBIDDEN}, status=403)
+        body, media_type = exposition()
+        return response.raw(body, content_type=media_type)
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
     token = os.environ.get("ACTION_SERVER_TOKEN", "")
@@ -52,6 +66,7 @@ def main() -> None:
     # rasa_sdk.endpoint.run, with the token check added before the server starts.
     app = endpoint.create_app("bot.actions", cors_origins=[])
     require_token(app, token)
+    add_metrics(app)
     plugin_manager().hook.attach_sanic_app_extensions(app=app)
     app.run(host, port, workers=utils.number_of_sanic_workers(), access_log=False)
 

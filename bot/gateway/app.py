@@ -30,15 +30,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import config
 from bot.db import make_engine
 from bot.gateway.console import setup_console
+from bot.gateway.health import setup_health
 from bot.gateway.keys import DESK, HTTP, LIMITS, RASA, RELAY, VAULT
 from bot.gateway.limits import AddressLimits, GatewayLimits
+from bot.gateway.metrics import MeteredAddressLimits, MeteredRelay, setup_metrics
 from bot.gateway.relay import (
     MAX_MESSAGE_CHARS,
     TOO_FAST,
     TOO_LONG,
     UNAVAILABLE,
     Refused,
-    Relay,
 )
 from bot.gateway.security import setup_security
 from bot.gateway.sessions import SessionTokens, session_key
@@ -307,7 +308,7 @@ def _shown(message: dict, turns: list) -> dict:
 async def _http_client(app: web.Application):
     async with ClientSession(timeout=RASA_TIMEOUT) as session:
         app[HTTP] = session
-        app[RELAY] = Relay(app[REPLICAS], session, app[VAULT], app[DESK], limits=app[LIMITS])
+        app[RELAY] = MeteredRelay(app[REPLICAS], session, app[VAULT], app[DESK], limits=app[LIMITS])
         yield
 
 
@@ -319,7 +320,7 @@ def create_app(
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cross_origin, no_store])
     app[ALLOWED_ORIGINS] = allowed_origins()
     app[LIMITS] = GatewayLimits.from_env()
-    app[ADDRESSES] = AddressLimits(app[LIMITS])
+    app[ADDRESSES] = MeteredAddressLimits(app[LIMITS])
     app[SESSIONS] = SessionTokens(session_key(), COOKIE_MAX_AGE)
     # Conversations go each to its own replica; health and the copilot's parse use the first.
     app[REPLICAS] = [rasa_url.rstrip("/")] if rasa_url else config.rasa_urls()
@@ -329,7 +330,9 @@ def create_app(
     app[DESK] = desk or SupportDesk(SupportStore(engine), Knowledge(engine))
     app.cleanup_ctx.append(_http_client)
     app.router.add_get("/", index)
-    app.router.add_get("/health", health)
+    app.router.add_get("/health", health)  # the widget's; the probes: bot/gateway/health.py
+    setup_health(app)
+    setup_metrics(app)
     app.router.add_get("/api/history", history)
     app.router.add_post("/api/chat", chat)
     app.router.add_post("/api/forget", forget)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Column, Float, LargeBinary, String, delete, select
+from sqlalchemy import Column, Float, LargeBinary, String, delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, declarative_base
 
@@ -80,6 +80,12 @@ class Vault:
                 return self._fernet.decrypt(row.ciphertext).decode()
             except InvalidToken:  # the key changed (a restart): as if expired
                 return None
+
+    def size(self) -> int:
+        """How many values are waiting in the vault (expired ones not counted): a metric."""
+        with Session(self._engine, future=True) as session:
+            query = select(func.count()).select_from(VaultEntry)
+            return session.scalar(query.where(VaultEntry.expires_at >= time.time())) or 0
 
     def forget(self, sender: str, kinds: Iterable[str] = KINDS) -> None:
         with Session(self._engine, future=True) as session, session.begin():

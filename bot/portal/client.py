@@ -1,12 +1,15 @@
 """The client of the election portal's API (`/api/v1`), the only way the bot reaches it.
 
 Every request carries an idempotency key, so retrying a request the portal may already have
-received never sends a second SMS. The client returns outcomes; the actions word them.
+received never sends a second SMS. The client returns outcomes; the actions word them. Each call
+is counted by request and outcome (`assistant_portal_calls_total`, on the action server's
+`/metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -16,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 import aiohttp
+from prometheus_client import Counter
 
 from bot.portal import settings
 
@@ -75,6 +79,35 @@ REISSUE_STATUSES = {
 }
 
 
+PORTAL_CALLS = Counter(
+    "assistant_portal_calls",
+    "Appels au portail des élections, par demande et par issue (unavailable : pas de réponse)",
+    ["request", "outcome"],
+)
+UNAVAILABLE = "unavailable"
+
+
+def _counted(request: str, statuses: type[Enum]):
+    """Count each call of the decorated request by its outcome (every series starts at 0)."""
+    for outcome in [*(status.value for status in statuses), UNAVAILABLE]:
+        PORTAL_CALLS.labels(request, outcome)
+
+    def decorate(method):
+        @functools.wraps(method)
+        async def counted(*args, **kwargs):
+            try:
+                outcome = await method(*args, **kwargs)
+            except PortalUnavailable:
+                PORTAL_CALLS.labels(request, UNAVAILABLE).inc()
+                raise
+            PORTAL_CALLS.labels(request, outcome.status.value).inc()
+            return outcome
+
+        return counted
+
+    return decorate
+
+
 class PortalClient:
     """Calls to the portal. `timeout` bounds one call in seconds, retries included.
 
@@ -98,6 +131,7 @@ class PortalClient:
         """`PORTAL_URL`, `PORTAL_TOKEN` (required) and `PORTAL_TIMEOUT_SECONDS`."""
         return cls(settings.portal_url(), settings.portal_token(), settings.timeout_seconds())
 
+    @_counted("password_reset", ResetStatus)
     async def request_password_reset(self, email: str, idempotency_key: str) -> ResetOutcome:
         """Ask the portal to e-mail a reset link to `email` (it says "accepted" for any address)."""
         status, body = await self._post(
@@ -110,6 +144,7 @@ class PortalClient:
             return ResetOutcome(expected, retry_after=_int(body, "retry_after", status))
         return ResetOutcome(expected)
 
+    @_counted("voter_id_reissue", ReissueStatus)
     async def request_voter_id_reissue(
         self, numen: str, birth_date: date, phone_e164: str, idempotency_key: str
     ) -> ReissueOutcome:

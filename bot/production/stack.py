@@ -153,6 +153,7 @@ class ProductionStack:
             **base,
             "PORTAL_URL": self.portal_url,
             "RASA_URLS": ",".join(self.rasa_urls),
+            "ACTION_SERVER_URLS": ",".join(f"http://127.0.0.1:{p}" for p in self.action_ports),
             "RASA_URL": self.url,
         }
         self.processes: dict[str, subprocess.Popen] = {}
