@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.fernet import Fernet
 
+from bot import logs
 from bot.config import REPO_ROOT
 
-VENV_BIN = Path(sys.executable).parent
 # The gateway runs in its own environment (requirements-gateway.lock: a current aiohttp, no
 # Rasa), made by scripts/run and scripts/test; the main one only where it was never made.
 GATEWAY_VENV_PYTHON = REPO_ROOT / ".venv-gateway" / "bin" / "python"
@@ -118,6 +118,8 @@ class LocalStack:
             "GATEWAY_SESSION_KEY": secrets.token_urlsafe(24),  # cookies survive a restart
             # Tests script conversations faster than people, all from 127.0.0.1.
             **TEST_LIMITS,
+            # As in the local mode: each process writes logs/<name>.log, rotated (bot/logs.py).
+            "LOG_DIR": str(workdir / "logs"),
             **(env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}
@@ -136,10 +138,13 @@ class LocalStack:
         )  # fmt: skip
         endpoints = self.workdir / "endpoints.yml"
         endpoints.write_text(self._endpoints())
+        logging_config = logs.rasa_config("rasa", self.workdir / "logging-rasa.yml", self.env)
+        # `python -m rasa` from the repository: Rasa can then import bot.logs for its logging.
         rasa = [
-            str(VENV_BIN / "rasa"), "run", "--model", str(self.model),
+            sys.executable, "-m", "rasa", "run", "--model", str(self.model),
             "--interface", "127.0.0.1", "--port", str(self.rasa_port),
             "--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml"),
+            "--logging-config-file", str(logging_config),
         ]  # fmt: skip
         self._commands = {
             "portal": (
@@ -215,9 +220,15 @@ class LocalStack:
         self.start_process(name, env)
 
     def _spawn(self, name: str, argv: list[str], **env: str) -> None:
-        log = (self.logs / f"{name}.log").open("ab")  # a restarted process adds to its log
+        # Its log lines go to logs/<name>.log (LOG_DIR); what bypasses logging (a crash before
+        # logging starts, TensorFlow's messages) to logs/<name>.out. A restart adds to both.
+        out = (self.logs / f"{name}.out").open("ab")
         self.processes[name] = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=REPO_ROOT,
+            env={**self.env, "LOG_SERVICE": name, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
     def say(self, text: str, sender: str = "tester") -> list[dict]:
@@ -258,7 +269,9 @@ class LocalStack:
         return self.tracker_db.read_bytes().decode("utf-8", errors="replace")
 
     def log_text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in self.logs.glob("*.log"))
+        """Every log file of the processes, rotated ones included."""
+        files = sorted(p for p in self.logs.iterdir() if p.is_file())
+        return "\n".join(p.read_text(errors="replace") for p in files)
 
     def stop(self) -> None:
         for process in self.processes.values():
