@@ -131,6 +131,16 @@ class LocalStack:
         self._voters: dict[str, requests.Session] = {}
 
     def start(self) -> LocalStack:
+        self.prepare()
+        for name, (argv, env, _) in self._commands.items():
+            self._spawn(name, argv, **env)
+        for name, (_, _, health) in self._commands.items():
+            wait_for(health, self.processes[name])
+        return self
+
+    def prepare(self) -> None:
+        """Seed our database and write Rasa's files: then `start_process` can start any one of
+        the processes (`start` starts them all)."""
         # Create and seed our database once, before several processes open it at the same time.
         subprocess.run(
             [sys.executable, "-m", "bot.knowledge", "load"],
@@ -164,11 +174,6 @@ class LocalStack:
                 f"{self.gateway_url}/health",
             ),
         }
-        for name, (argv, env, _) in self._commands.items():
-            self._spawn(name, argv, **env)
-        for name, (_, _, health) in self._commands.items():
-            wait_for(health, self.processes[name])
-        return self
 
     def _endpoints(self) -> str:
         config = (
@@ -207,7 +212,7 @@ class LocalStack:
         """Start one process again, as `start` did (with `env` added to its environment from
         now on), and wait until it answers its health check."""
         argv, own_env, health = self._commands[name]
-        if self.processes[name].poll() is None:
+        if name in self.processes and self.processes[name].poll() is None:
             raise RuntimeError(f"{name} is still running")
         if env:
             own_env = {**own_env, **env}
