@@ -7,7 +7,9 @@ cores), `BOT_VAULT_KEY`, `GATEWAY_RASA_TOKEN`, `ACTION_SERVER_TOKEN`, `GATEWAY_S
 the gateway's limits (bot/gateway/limits.py, e.g. `GATEWAY_TRUSTED_PROXIES`), `GATEWAY_HOST`,
 `GATEWAY_PORT` (8080),
 `RASA_PORT` (5005: replicas 5005, 5006...), `ACTION_PORT` (5055...), `PORTAL_PORT` (8090),
-`PORTAL_URL` and `PORTAL_TOKEN` for the real portal.
+`PORTAL_URL` and `PORTAL_TOKEN` for the real portal, `LOG_FORMAT`, `LOG_LEVEL`, `LOG_DIR`
+(bot/logs.py). PostgreSQL, Redis, the portal and the model are checked first
+(bot/startup_checks.py): a failure stops the start within seconds with a French sentence.
 """
 
 from __future__ import annotations
