@@ -31,7 +31,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s {service} %(name)s: %(message)s"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUP_COUNT = 5
 # Sanic's loggers do not propagate to the root logger in the Rasa server (rasa sets
-# `propagate = False`): they get our handler directly.
+# `propagate = False`): they get our handler directly, everywhere.
 SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.access")
 
 
@@ -71,7 +71,7 @@ def logging_config(service: str, env: Mapping[str, str] | None = None) -> dict:
         "formatters": {"line": formatter},
         "handlers": {"out": {**handler, "formatter": "line"}},
         "root": {"level": level, "handlers": ["out"]},
-        "loggers": {name: {"handlers": ["out"]} for name in SANIC_LOGGERS},
+        "loggers": {name: {"handlers": ["out"], "propagate": False} for name in SANIC_LOGGERS},
     }
 
 
@@ -104,10 +104,7 @@ def configure(service: str) -> None:
     """Set up this process's logging as `service`, or as `LOG_SERVICE` when the launcher names
     it (`actions-1`); call once, first thing in `main`. Uncaught exceptions and Python warnings
     go to the same log."""
-    config = logging_config(os.environ.get("LOG_SERVICE") or service)
-    for name in SANIC_LOGGERS:  # they propagate in our processes: one handler is enough
-        config["loggers"].pop(name)
-    logging.config.dictConfig(config)
+    logging.config.dictConfig(logging_config(os.environ.get("LOG_SERVICE") or service))
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
 
