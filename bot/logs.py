@@ -33,6 +33,24 @@ DEFAULT_BACKUP_COUNT = 5
 # Sanic's loggers do not propagate to the root logger in the Rasa server (rasa sets
 # `propagate = False`): they get our handler directly, everywhere.
 SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.access")
+FORMATS = ("text", "json")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def settings_problem(env: Mapping[str, str] | None = None) -> str | None:
+    """A French sentence if a logging variable of `env` has a value we cannot use."""
+    env = os.environ if env is None else env
+    log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in FORMATS:
+        return f"LOG_FORMAT vaut « {env['LOG_FORMAT']} » : indiquez text ou json."
+    level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in LEVELS:
+        return f"LOG_LEVEL vaut « {env['LOG_LEVEL']} » : indiquez {', '.join(LEVELS)}."
+    for name in ("LOG_MAX_BYTES", "LOG_BACKUP_COUNT"):
+        value = env.get(name, "").strip()
+        if value and not (value.isdigit() and int(value) > 0):
+            return f"{name} vaut « {env[name]} » : indiquez un nombre entier positif."
+    return None
 
 
 def log_file(service: str, env: Mapping[str, str] | None = None) -> Path | None:
@@ -43,8 +61,12 @@ def log_file(service: str, env: Mapping[str, str] | None = None) -> Path | None:
 
 
 def logging_config(service: str, env: Mapping[str, str] | None = None) -> dict:
-    """The `logging.config.dictConfig` configuration of the process named `service`."""
+    """The `logging.config.dictConfig` configuration of the process named `service`; a
+    ValueError with a French sentence for a setting we cannot use."""
     env = os.environ if env is None else env
+    problem = settings_problem(env)
+    if problem:
+        raise ValueError(problem)
     if env.get("LOG_FORMAT", "text").strip().lower() == "json":
         formatter: dict[str, object] = {"()": "bot.logs.json_formatter", "service": service}
     else:
@@ -104,7 +126,11 @@ def configure(service: str) -> None:
     """Set up this process's logging as `service`, or as `LOG_SERVICE` when the launcher names
     it (`actions-1`); call once, first thing in `main`. Uncaught exceptions and Python warnings
     go to the same log."""
-    logging.config.dictConfig(logging_config(os.environ.get("LOG_SERVICE") or service))
+    try:
+        config = logging_config(os.environ.get("LOG_SERVICE") or service)
+    except ValueError as error:
+        sys.exit(f"Journalisation impossible : {error}")
+    logging.config.dictConfig(config)
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
 

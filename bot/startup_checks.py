@@ -160,6 +160,7 @@ def model_problem(model: Path) -> str | None:
 
 def problems(mode: str, env: Mapping[str, str]) -> list[str]:
     """Every problem found for `mode` (`local` or `production`), the model last."""
+    from bot.logs import settings_problem
     from bot.training import MODELS, fingerprint
 
     databases = ["BOT_DATABASE_URL"]
@@ -167,7 +168,8 @@ def problems(mode: str, env: Mapping[str, str]) -> list[str]:
         databases.append("TRACKER_DATABASE_URL")
         if not env.get("PORTAL_URL"):
             databases.append("PORTAL_DATABASE_URL")
-    found = database_problems(env, databases)
+    found = [settings_problem(env) or ""]
+    found += database_problems(env, databases)
     if mode == "production":
         found.append(redis_problem(env.get("REDIS_URL", "")) or "")
     if env.get("PORTAL_URL"):

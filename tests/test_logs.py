@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bot import startup_checks
 from bot.config import REPO_ROOT
 from bot.local_stack import LocalStack, free_port
 
@@ -192,3 +193,19 @@ def test_the_live_assistant_logs_timestamped_lines(live_bot):
     for name in ("portal", "actions", "rasa", "gateway"):
         assert_text_log(live_bot.logs / f"{name}.log", name)
     assert "rasa.core" in (live_bot.logs / "rasa.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("LOG_FORMAT", "xml"), ("LOG_LEVEL", "bavard"), ("LOG_MAX_BYTES", "10 Mo")],
+)
+def test_a_logging_setting_we_cannot_use_gets_a_french_sentence(tmp_path, variable, value):
+    done = run_logging(
+        tmp_path, "logging.getLogger('bot.essai').info('jamais')\n", **{variable: value}
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"Journalisation impossible : {variable} vaut « {value} »" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    # The start-up checks say it before anything starts.
+    found = startup_checks.problems("local", {variable: value})
+    assert len(found) == 1 and found[0].startswith(f"{variable} vaut")
