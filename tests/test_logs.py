@@ -35,7 +35,9 @@ def logged_lines(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def assert_text_log(path: Path, service: str) -> None:
+def assert_text_log(path: Path, service: str, only_records: bool = True) -> None:
+    """`path` holds timestamped records of `service`; with `only_records=False`, also what
+    the process printed outside logging (a captured standard output and error)."""
     lines = logged_lines(path)
     assert lines, f"{path.name} is empty"
     starts = [TEXT_LINE.match(line) for line in lines]
@@ -44,8 +46,8 @@ def assert_text_log(path: Path, service: str) -> None:
     for match in records:
         assert match["service"] == service
         datetime.strptime(match["time"], "%Y-%m-%d %H:%M:%S,%f")
-    # A line that starts no record continues the one above it (a traceback, a multi-line message).
-    assert TEXT_LINE.match(lines[0]), lines[0]
+    if only_records:  # a line that starts no record continues the one above it (a traceback)
+        assert TEXT_LINE.match(lines[0]), lines[0]
 
 
 @pytest.fixture()
