@@ -52,11 +52,11 @@ def assert_text_log(path: Path, service: str, only_records: bool = True) -> None
 
 @pytest.fixture()
 def stack(tmp_path: Path):
-    """A local stack whose processes are started one by one (no Rasa, no model needed)."""
+    """Local stacks whose processes are started one by one (Rasa only with a model)."""
     created: list[LocalStack] = []
 
-    def make(**env: str) -> LocalStack:
-        local = LocalStack(tmp_path / f"stack-{len(created)}", Path("no-model"), env)
+    def make(model: Path = Path("no-model"), **env: str) -> LocalStack:
+        local = LocalStack(tmp_path / f"stack-{len(created)}", model, env)
         local.prepare()
         created.append(local)
         return local
@@ -211,3 +211,19 @@ def test_a_logging_setting_we_cannot_use_gets_a_french_sentence(tmp_path, variab
     # The start-up checks say it before anything starts.
     found = startup_checks.problems("local", {variable: value})
     assert len(found) == 1 and found[0].startswith(f"{variable} vaut")
+
+
+@pytest.mark.live
+def test_the_rasa_server_logs_json_lines_too(stack):
+    """Rasa reads our configuration from --logging-config-file, then installs its own console
+    handler; the channel puts ours back: every line of rasa.log is still one JSON object."""
+    from bot.training import ensure_model
+
+    local = stack(ensure_model(), LOG_FORMAT="json")
+    local.start_process("rasa")
+    assert local.say("bonjour")  # a turn, logged while the server runs
+    local.stop()
+    records = [json.loads(line) for line in logged_lines(local.logs / "rasa.log")]
+    assert {r["service"] for r in records} == {"rasa"}
+    assert any(r["logger"].startswith("rasa.") for r in records)
+    assert all(r["level"] and isinstance(r["message"], str) for r in records)
