@@ -43,9 +43,11 @@ def settings_problem(env: Mapping[str, str] | None = None) -> str | None:
     log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
     if log_format not in FORMATS:
         return f"LOG_FORMAT vaut « {env['LOG_FORMAT']} » : indiquez text ou json."
-    level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
-    if level not in LEVELS:
-        return f"LOG_LEVEL vaut « {env['LOG_LEVEL']} » : indiquez {', '.join(LEVELS)}."
+    level = env.get("LOG_LEVEL", "INFO").strip() or "INFO"
+    if level not in LEVELS:  # in capitals: Rasa reads LOG_LEVEL too, and fails on « info »
+        return (
+            f"LOG_LEVEL vaut « {env['LOG_LEVEL']} » : indiquez, en majuscules, {', '.join(LEVELS)}."
+        )
     for name in ("LOG_MAX_BYTES", "LOG_BACKUP_COUNT"):
         value = env.get(name, "").strip()
         if value and not (value.isdigit() and int(value) > 0):

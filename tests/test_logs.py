@@ -199,7 +199,12 @@ def test_the_live_assistant_logs_timestamped_lines(live_bot):
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("LOG_FORMAT", "xml"), ("LOG_LEVEL", "bavard"), ("LOG_MAX_BYTES", "10 Mo")],
+    [
+        ("LOG_FORMAT", "xml"),
+        ("LOG_LEVEL", "bavard"),
+        ("LOG_LEVEL", "info"),
+        ("LOG_MAX_BYTES", "10 Mo"),
+    ],
 )
 def test_a_logging_setting_we_cannot_use_gets_a_french_sentence(tmp_path, variable, value):
     done = run_logging(
