@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.fernet import Fernet
 
+from bot import logs
 from bot.config import REPO_ROOT
 
-VENV_BIN = Path(sys.executable).parent
 # The gateway runs in its own environment (requirements-gateway.lock: a current aiohttp, no
 # Rasa), made by scripts/run and scripts/test; the main one only where it was never made.
 GATEWAY_VENV_PYTHON = REPO_ROOT / ".venv-gateway" / "bin" / "python"
@@ -118,6 +118,8 @@ class LocalStack:
             "GATEWAY_SESSION_KEY": secrets.token_urlsafe(24),  # cookies survive a restart
             # Tests script conversations faster than people, all from 127.0.0.1.
             **TEST_LIMITS,
+            # As in the local mode: each process writes logs/<name>.log, rotated (bot/logs.py).
+            "LOG_DIR": str(workdir / "logs"),
             **(env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}
@@ -129,6 +131,16 @@ class LocalStack:
         self._voters: dict[str, requests.Session] = {}
 
     def start(self) -> LocalStack:
+        self.prepare()
+        for name, (argv, env, _) in self._commands.items():
+            self._spawn(name, argv, **env)
+        for name, (_, _, health) in self._commands.items():
+            wait_for(health, self.processes[name])
+        return self
+
+    def prepare(self) -> None:
+        """Seed our database and write Rasa's files: then `start_process` can start any one of
+        the processes (`start` starts them all)."""
         # Create and seed our database once, before several processes open it at the same time.
         subprocess.run(
             [sys.executable, "-m", "bot.knowledge", "load"],
@@ -136,10 +148,13 @@ class LocalStack:
         )  # fmt: skip
         endpoints = self.workdir / "endpoints.yml"
         endpoints.write_text(self._endpoints())
+        logging_config = logs.rasa_config("rasa", self.workdir / "logging-rasa.yml", self.env)
+        # `python -m rasa` from the repository: Rasa can then import bot.logs for its logging.
         rasa = [
-            str(VENV_BIN / "rasa"), "run", "--model", str(self.model),
+            sys.executable, "-m", "rasa", "run", "--model", str(self.model),
             "--interface", "127.0.0.1", "--port", str(self.rasa_port),
             "--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml"),
+            "--logging-config-file", str(logging_config),
         ]  # fmt: skip
         self._commands = {
             "portal": (
@@ -159,11 +174,6 @@ class LocalStack:
                 f"{self.gateway_url}/health",
             ),
         }
-        for name, (argv, env, _) in self._commands.items():
-            self._spawn(name, argv, **env)
-        for name, (_, _, health) in self._commands.items():
-            wait_for(health, self.processes[name])
-        return self
 
     def _endpoints(self) -> str:
         config = (
@@ -202,7 +212,7 @@ class LocalStack:
         """Start one process again, as `start` did (with `env` added to its environment from
         now on), and wait until it answers its health check."""
         argv, own_env, health = self._commands[name]
-        if self.processes[name].poll() is None:
+        if name in self.processes and self.processes[name].poll() is None:
             raise RuntimeError(f"{name} is still running")
         if env:
             own_env = {**own_env, **env}
@@ -215,9 +225,15 @@ class LocalStack:
         self.start_process(name, env)
 
     def _spawn(self, name: str, argv: list[str], **env: str) -> None:
-        log = (self.logs / f"{name}.log").open("ab")  # a restarted process adds to its log
+        # Its log lines go to logs/<name>.log (LOG_DIR); what bypasses logging (a crash before
+        # logging starts, TensorFlow's messages) to logs/<name>.out. A restart adds to both.
+        out = (self.logs / f"{name}.out").open("ab")
         self.processes[name] = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=REPO_ROOT,
+            env={**self.env, "LOG_SERVICE": name, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
     def say(self, text: str, sender: str = "tester") -> list[dict]:
@@ -258,7 +274,9 @@ class LocalStack:
         return self.tracker_db.read_bytes().decode("utf-8", errors="replace")
 
     def log_text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in self.logs.glob("*.log"))
+        """Every log file of the processes, rotated ones included."""
+        files = sorted(p for p in self.logs.iterdir() if p.is_file())
+        return "\n".join(p.read_text(errors="replace") for p in files)
 
     def stop(self) -> None:
         for process in self.processes.values():

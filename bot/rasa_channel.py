@@ -32,7 +32,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import rasa_patches
+from bot import logs, rasa_patches
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,9 @@ class GatewayInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("gateway_webhook", __name__)
+        # Rasa reads --logging-config-file (bot/logs.py), then installs coloredlogs' console
+        # handler over it: our setup again, once the server is built.
+        logs.configure("rasa")
         watch_failures()
 
         @hook.route("/", methods=["GET"])

@@ -176,8 +176,14 @@ def test_no_personal_value_lands_in_a_database_or_a_log(live_bot):
         person["numen"], person["numen"].lower(), phone, phone.replace(" ", ""), "+33671829304",
         person["date_naissance"], born.strftime("%Y-%m-%d"), born.strftime("%d%m%Y"),
     }  # fmt: skip
-    haystack = b"".join(f.read_bytes() for f in stores_of(live_bot))
+    stores = stores_of(live_bot)
+    haystack = b"".join(f.read_bytes() for f in stores)
     assert (live_bot.workdir / "tracker.db").exists()
+    # Each process's own log (bot/logs.py: rotated files, text or JSON lines, which escape
+    # none of the needles' characters) and what bypassed logging (*.out) are searched.
+    logged = {f.name for f in stores if f.parent == live_bot.logs and f.stat().st_size}
+    for name in ("portal", "actions", "rasa", "gateway"):
+        assert f"{name}.log" in logged and f"{name}.out" in {f.name for f in stores}
     assert b"NUMEN_MASQUE" in haystack  # the conversation is stored, redacted
     found = [n for n in needles if n.encode() in haystack]
     assert found == []

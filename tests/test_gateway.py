@@ -253,6 +253,7 @@ def test_the_gateway_command_serves_the_channels_only_when_configured(live_bot):
     port = free_port()
     env = {
         **live_bot.env,
+        "LOG_SERVICE": "channels-gateway",  # its own log file (one writer per rotated file)
         "TELEGRAM_BOT_TOKEN": "123:abc",
         "TELEGRAM_WEBHOOK_SECRET": "un-secret",
         "SLACK_BOT_TOKEN": "xoxb-test",

@@ -468,6 +468,12 @@ def test_no_message_is_lost_or_duplicated_across_two_replicas(tmp_path, postgres
         print(f"peak memory: {[round(stack.peak_memory_mb(f'rasa-{i}')) for i in range(2)]} MB")
         for name in ("rasa-0", "rasa-1"):  # both replicas served
             assert "Exception" not in (stack.logs / f"{name}.log").read_text(errors="replace")
+        # Each process logged timestamped lines naming it on its standard output (captured
+        # here into logs/<name>.log; `python -m bot.production` leaves them on its own).
+        from tests.test_logs import assert_text_log
+
+        for name in ("gateway", "portal", "actions-0", "actions-1", "rasa-0", "rasa-1"):
+            assert_text_log(stack.logs / f"{name}.log", name, only_records=False)
     finally:
         stack.stop()
         admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)

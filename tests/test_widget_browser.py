@@ -281,7 +281,8 @@ class Gateway:
     def __init__(self, live_bot: LocalStack, port: int, logs: Path, **env: str) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.env = {**live_bot.env, "RASA_URL": live_bot.url, **env}
+        # Its own log file beside the stack's (bot/logs.py: one writer per rotated file).
+        self.env = {**live_bot.env, "RASA_URL": live_bot.url, "LOG_SERVICE": "own-gateway", **env}
         self.log = logs / "own-gateway.log"
         self.process: subprocess.Popen | None = None
 

@@ -19,6 +19,7 @@ from rasa_sdk.plugin import plugin_manager
 from sanic import Sanic, response
 from sanic.request import Request
 
+from bot import logs
 from bot.knowledge import default_knowledge
 from bot.metrics import FORBIDDEN, exposition, may_read_metrics
 
@@ -53,7 +54,7 @@ def add_metrics(app: Sanic) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    logs.configure("actions")
     token = os.environ.get("ACTION_SERVER_TOKEN", "")
     if not token:
         sys.exit(

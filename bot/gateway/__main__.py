@@ -8,11 +8,11 @@ together, rather than imported by `app.py`.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
 from aiohttp import web
 
+from bot import logs
 from bot.channels.slack import setup_slack
 from bot.channels.telegram import setup_telegram
 from bot.db import create_schema
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    logs.configure("gateway")
     create_schema()  # the tables of BOT_DATABASE_URL, if missing
     web.run_app(build_app(), host=args.host, port=args.port, print=None)
 

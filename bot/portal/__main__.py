@@ -21,6 +21,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
+from bot import logs
 from bot.db import PORTAL, create_schema
 from bot.portal import settings
 from bot.portal.models import portal_engine
@@ -133,12 +134,15 @@ def main() -> int:
     outbox_parser = commands.add_parser("outbox", help="afficher les SMS et e-mails envoyés")
     outbox_parser.add_argument("--clear", action="store_true", help="vider la boîte d'envoi")
     args = parser.parse_args()
+    if args.command == "serve":
+        logs.configure("portal")
+        return serve(args.host, args.port)
+    # The other commands answer on the terminal (and may run beside a serving portal: they
+    # must not write to its log file).
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.command == "serve":
-        return serve(args.host, args.port)
     if args.command == "import-csv":
         return import_csv(args.file)
     return show_outbox(args.clear)

@@ -22,9 +22,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
+from bot import logs
 from bot.config import REPO_ROOT
 from bot.local_stack import (
-    VENV_BIN,
     chat,
     free_port,
     gateway_python,
@@ -115,7 +115,9 @@ class ProductionStack:
     """Portal, N x (actions, Rasa), gateway; same interface as `LocalStack`.
 
     Ports are free loopback ports unless `ports` gives the first of each kind (gateway, portal,
-    rasa, actions; replica i uses rasa + i and actions + i)."""
+    rasa, actions; replica i uses rasa + i and actions + i). Each process's output goes to
+    `workdir/logs/<name>.log`, or with `capture_logs=False` to our standard output (or to
+    `LOG_DIR`, bot/logs.py)."""
 
     def __init__(
         self,
@@ -125,8 +127,10 @@ class ProductionStack:
         env: dict[str, str] | None = None,
         ports: dict[str, int] | None = None,
         gateway_host: str = "127.0.0.1",
+        capture_logs: bool = True,
     ) -> None:
         self.workdir = workdir
+        self.capture_logs = capture_logs
         self.model = model
         self.replicas = replicas
         self.gateway_host = gateway_host
@@ -201,13 +205,17 @@ class ProductionStack:
                 [sys.executable, "-m", "bot.actions"],
                 ACTION_PORT=str(self.action_ports[i]),
             )
+            logging_config = logs.rasa_config(
+                f"rasa-{i}", self.workdir / f"logging-rasa-{i}.yml", self.env
+            )
             self._spawn(
                 f"rasa-{i}",
                 [
-                    str(VENV_BIN / "rasa"), "run", "--model", str(self.model),
+                    sys.executable, "-m", "rasa", "run", "--model", str(self.model),
                     "--interface", "127.0.0.1", "--port", str(self.rasa_ports[i]),
                     "--endpoints", str(endpoints),
                     "--credentials", str(REPO_ROOT / "credentials.yml"),
+                    "--logging-config-file", str(logging_config),
                 ],
             )  # fmt: skip
         self._spawn(
@@ -227,10 +235,21 @@ class ProductionStack:
         wait_for(f"{self.gateway_url}/health", self.processes["gateway"])
         return self
 
+    @property
+    def log_place(self) -> str:
+        """Where the processes' logs are, in words for the operator."""
+        if self.capture_logs:
+            return str(self.logs)
+        return self.env.get("LOG_DIR") or "la sortie standard"
+
     def _spawn(self, name: str, argv: list[str], **env: str) -> None:
-        log = (self.logs / f"{name}.log").open("wb")
+        log = (self.logs / f"{name}.log").open("wb") if self.capture_logs else None
         self.processes[name] = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=REPO_ROOT,
+            env={**self.env, "LOG_SERVICE": name, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
         )
 
     def chat(self, text: str, voter: str = "voter") -> list[dict]:

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot import logs
 from bot.db import make_engine
 from bot.personal_data.vault import VaultEntry
 from bot.support import models
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audit-days", type=int, help="conservation du journal d'audit")
     parser.add_argument("--dry-run", action="store_true", help="compter sans supprimer")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    logs.configure("retention")
     try:
         policy = RetentionPolicy.from_env(args.days, args.audit_days)
     except ValueError as error:
