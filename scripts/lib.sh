@@ -131,3 +131,28 @@ _install_progress() { # packages in the lock, venv
   [ -t 2 ] && [ -n "$phase" ] && echo >&2
   return 0
 }
+
+# Settings from a `.env` file (copy .env.example): KEY=VALUE lines, `#` comments, optional quotes
+# around the value. A variable already set in the environment wins over the file, so
+# `BOT_NOW=… ./scripts/run` still pins the clock. Used by scripts/run and scripts/run-production.
+load_env_file() { # [file]
+  local file="${1:-$ROOT/.env}" line key value number=0
+  [ -f "$file" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    number=$((number + 1))
+    line="${line%$'\r'}"
+    [[ "$line" =~ ^[[:space:]]*(#.*)?$ ]] && continue
+    if [[ ! "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Z_][A-Z0-9_]*)=(.*)$ ]]; then
+      echo "Ligne $number de $file illisible : attendu NOM=valeur (ou un commentaire commençant par #)." >&2
+      return 1
+    fi
+    key="${BASH_REMATCH[2]}"
+    value="${BASH_REMATCH[3]}"
+    if [[ "$value" =~ ^\"(.*)\"[[:space:]]*$ || "$value" =~ ^\'(.*)\'[[:space:]]*$ ]]; then
+      value="${BASH_REMATCH[1]}"
+    else # unquoted: a « # » after a space starts a comment
+      value="$(sed -E 's/[[:space:]]+#.*$//; s/[[:space:]]+$//' <<<"$value")"
+    fi
+    [ -n "${!key+x}" ] || export "$key=$value"
+  done < "$file"
+}
