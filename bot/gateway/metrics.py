@@ -174,14 +174,14 @@ class MeteredRelay(Relay):
 class MeteredAddressLimits(AddressLimits):
     """The limits per client address, each refusal counted."""
 
-    def allow_new_conversation(self, address: str) -> bool:
-        allowed = super().allow_new_conversation(address)
+    async def allow_new_conversation(self, address: str) -> bool:
+        allowed = await super().allow_new_conversation(address)
         if not allowed:
             RATE_LIMITED.labels("new_conversation").inc()
         return allowed
 
-    def allow_message(self, address: str) -> bool:
-        allowed = super().allow_message(address)
+    async def allow_message(self, address: str) -> bool:
+        allowed = await super().allow_message(address)
         if not allowed:
             RATE_LIMITED.labels("address").inc()
         return allowed
