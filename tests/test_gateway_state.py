@@ -24,6 +24,7 @@ from bot.gateway.state import (
 )
 from bot.local_stack import free_port
 from bot.personal_data.vault import Vault
+from bot.support.accounts import LoginThrottle
 from tests.conftest import redis_url
 
 REDIS = redis_url(11)  # this file's own Redis database
@@ -129,6 +130,39 @@ def test_a_turn_limit_and_a_retry_are_counted_once_across_two_gateways():
             *[g.first_delivery("slack-event", "Ev9", 60) for _ in range(10) for g in (a, b)]
         )
         assert sum(firsts) == 1
+
+    run(scenario, "redis", "redis")
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_console_logins_are_throttled_alike_in_both_modes(kind):
+    rules = LoginThrottle(per_login=3, per_address=5, window_seconds=60)
+
+    async def scenario(state: GatewayState) -> None:
+        attempts = state.login_attempts(rules)
+        assert [await attempts.attempt("alice", "10.0.0.1") for _ in range(3)] == [0, 0, 0]
+        wait = await attempts.attempt("Alice ", "10.0.0.1")  # the same login, spelled otherwise
+        assert 59 <= wait <= 60
+        assert await attempts.slowdown("alice", "10.0.0.1") == pytest.approx(0.3)
+        assert await attempts.attempt("alice", "10.0.0.2") == 0  # not locked for everyone
+        assert await attempts.attempt("bruno", "10.0.0.1") == 0  # 4th of this address
+        await attempts.succeeded("bruno", "10.0.0.1")  # its success does not count
+        assert await attempts.attempt("carole", "10.0.0.1") == 0
+        assert await attempts.attempt("denis", "10.0.0.1") == 0  # the address's 5th
+        assert await attempts.attempt("emile", "10.0.0.1") > 0  # one address, many logins
+
+    run(scenario, kind)
+
+
+def test_concurrent_logins_through_two_gateways_check_no_more_passwords_than_the_limit():
+    rules = LoginThrottle(per_login=5, per_address=100, window_seconds=60)
+
+    async def scenario(a: RedisState, b: RedisState) -> None:
+        tries = [
+            g.login_attempts(rules).attempt("alice", "10.0.0.9") for _ in range(20) for g in (a, b)
+        ]
+        waits = await asyncio.gather(*tries)
+        assert waits.count(0) == 5
 
     run(scenario, "redis", "redis")
 

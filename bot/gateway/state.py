@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -37,6 +38,7 @@ from redis.exceptions import LockError, RedisError
 from bot.gateway.limits import MAX_TRACKED_KEYS, RateLimiter
 from bot.gateway.turns import ConversationTurns
 from bot.gateway.webhooks import BoundedDict, json_error
+from bot.support.accounts import LoginThrottle
 from bot.support.events import SupportEvents
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,36 @@ class TurnCounter:
 
     def reset(self, sender: str) -> None:
         self._counts.pop(sender, None)
+
+
+class LoginAttempts(ABC):
+    """The console's login throttle (`bot.support.accounts.LoginThrottle`'s rules): attempts
+    per (login, address) and per address in a sliding window, counted before the check."""
+
+    @abstractmethod
+    async def attempt(self, login: str, address: str) -> float:
+        """Count one attempt and return 0, or return the seconds to wait (nothing counted)."""
+
+    @abstractmethod
+    async def slowdown(self, login: str, address: str) -> float:
+        """Seconds to hold the answer to a failed attempt: more after each failure."""
+
+    @abstractmethod
+    async def succeeded(self, login: str, address: str) -> None: ...
+
+
+class MemoryLoginAttempts(LoginAttempts):
+    def __init__(self, throttle: LoginThrottle) -> None:
+        self.throttle = throttle
+
+    async def attempt(self, login: str, address: str) -> float:
+        return self.throttle.attempt(login, address)
+
+    async def slowdown(self, login: str, address: str) -> float:
+        return self.throttle.slowdown(login, address)
+
+    async def succeeded(self, login: str, address: str) -> None:
+        self.throttle.succeeded(login, address)
 
 
 class GatewayState(ABC):
@@ -127,6 +159,10 @@ class GatewayState(ABC):
 
     @abstractmethod
     async def forget(self, kind: str, key: str) -> None: ...
+
+    @abstractmethod
+    def login_attempts(self, throttle: LoginThrottle) -> LoginAttempts:
+        """The console's login throttle with `throttle`'s limits, kept where this state is."""
 
     # -- one turn at a time per conversation
     @asynccontextmanager
@@ -231,6 +267,9 @@ class MemoryState(GatewayState):
     def _locked(self, key: str) -> Any:
         return self._turns.turn(key)
 
+    def login_attempts(self, throttle: LoginThrottle) -> LoginAttempts:
+        return MemoryLoginAttempts(throttle)
+
     async def start(self) -> None:
         return None
 
@@ -283,6 +322,60 @@ redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 return redis.call('ZCARD', KEYS[1])
 """
+
+# The console's login attempts: one sorted set per (login, address) and per address, scored by
+# Redis's clock. KEYS: pair, address; ARGV: window seconds, pair limit, address limit, member.
+LOGIN_ATTEMPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local window = tonumber(ARGV[1])
+local limits = {tonumber(ARGV[2]), tonumber(ARGV[3])}
+local wait = 0
+for i = 1, 2 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= limits[i] then
+    local oldest = tonumber(redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')[2])
+    wait = math.max(wait, oldest + window - now)
+  end
+end
+if wait > 0 then
+  return tostring(wait)
+end
+for i = 1, 2 do
+  redis.call('ZADD', KEYS[i], now, ARGV[4])
+  redis.call('EXPIRE', KEYS[i], math.ceil(window))
+end
+return '0'
+"""
+
+
+class RedisLoginAttempts(LoginAttempts):
+    """`LoginThrottle`'s rules on Redis: N gateways do not give an attacker N times the tries."""
+
+    def __init__(self, state: RedisState, throttle: LoginThrottle) -> None:
+        self._state = state
+        self._limits = throttle
+        self._script = state._redis.register_script(LOGIN_ATTEMPT)
+
+    def _keys(self, login: str, address: str) -> list[str]:
+        pair = f"{login.strip().lower()}\n{address}"
+        return [self._state._key("login-pair", pair), self._state._key("login-address", address)]
+
+    async def attempt(self, login: str, address: str) -> float:
+        keys = self._keys(login, address)
+        args = [self._limits.window_seconds, self._limits.per_login, self._limits.per_address]
+        args.append(secrets.token_hex(8))  # each attempt its own member
+        return float(await self._state._call(lambda: self._script(keys=keys, args=args)))
+
+    async def slowdown(self, login: str, address: str) -> float:
+        pair = self._keys(login, address)[0]
+        failures = await self._state._call(lambda: self._state._redis.zcard(pair))
+        return min(1.0, self._limits.slowdown_seconds * failures)
+
+    async def succeeded(self, login: str, address: str) -> None:
+        pair, by_address = self._keys(login, address)
+        await self._state._call(lambda: self._state._redis.delete(pair))
+        await self._state._call(lambda: self._state._redis.zpopmax(by_address))
 
 
 class RedisEvents(SupportEvents):
@@ -408,6 +501,9 @@ class RedisState(GatewayState):
 
     async def forget(self, kind: str, key: str) -> None:
         await self._call(lambda: self._redis.delete(self._key(kind, key)))
+
+    def login_attempts(self, throttle: LoginThrottle) -> LoginAttempts:
+        return RedisLoginAttempts(self, throttle)
 
     @asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
