@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import queue
 import subprocess
 import threading
@@ -24,12 +25,13 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from bot.channels.slack import signature
 from bot.db import make_engine
 from bot.gateway.app import sender_id
-from bot.local_stack import TEST_LIMITS
+from bot.local_stack import TEST_LIMITS, free_port, gateway_python, wait_for
 from bot.production.proxy import proxy_command
 from bot.production.stack import ProductionStack
 from bot.support.accounts import Accounts
@@ -363,3 +365,100 @@ def test_nginx_accepts_the_generated_configuration_and_is_not_sticky(tmp_path):
     names = {words[0] for words in directives if words}
     assert not names & {"ip_hash", "hash", "sticky"}
     assert "proxy_next_upstream error timeout;" in conf  # never non_idempotent: no POST twice
+
+
+class FakeRasa(ThreadingHTTPServer):
+    """Rasa's gateway channel on loopback: answers « ok » and records what it received."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:
+                body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+                self.received.append(body["message"])
+                answer = json.dumps({"messages": [{"text": "ok"}], "nlu": None}).encode()
+                handler.send_response(200)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", str(len(answer)))
+                handler.end_headers()
+                handler.wfile.write(answer)
+
+            def do_GET(handler) -> None:
+                handler.send_response(200)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+
+            def log_message(handler, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+    @contextmanager
+    def running(self) -> Iterator[FakeRasa]:
+        thread = threading.Thread(target=self.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.shutdown()
+            self.server_close()
+
+
+def test_behind_nginx_a_conversation_goes_on_when_its_gateway_stops(tmp_path):
+    """Two real gateway processes sharing Redis behind nginx: a voter's conversation, its
+    cookie and its rate limit carry on through the other gateway when one stops, and no
+    message is lost or sent twice to Rasa."""
+    redis.Redis.from_url(redis_url(REDIS_DB)).flushdb()
+    ports = [free_port() for _ in range(3)]
+    env = {
+        **os.environ,
+        **TEST_LIMITS,
+        "GATEWAY_RATE_PER_MINUTE": "1",
+        "GATEWAY_RATE_BURST": "10",
+        "GATEWAY_REDIS_URL": redis_url(REDIS_DB),
+        "BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "GATEWAY_SESSION_KEY": "the same key for both gateways",
+        "BOT_VAULT_KEY": Fernet.generate_key().decode(),
+    }
+    processes: list[subprocess.Popen] = []
+    with FakeRasa().running() as rasa:
+        env["RASA_URLS"] = rasa.url
+        try:
+            for port in ports[1:]:
+                argv = [gateway_python(), "-m", "bot.gateway", "--port", str(port)]
+                log = (tmp_path / f"gateway-{port}.log").open("wb")
+                processes.append(subprocess.Popen(argv, env=env, stdout=log, stderr=log))
+            for port, process in zip(ports[1:], processes, strict=True):
+                wait_for(f"http://127.0.0.1:{port}/health", process)
+            upstreams = [f"127.0.0.1:{port}" for port in ports[1:]]
+            command = proxy_command(
+                tmp_path / "proxy", tmp_path / "proxy.log", f"127.0.0.1:{ports[0]}", upstreams
+            )
+            processes.append(subprocess.Popen(command))
+            public = f"http://127.0.0.1:{ports[0]}"
+            wait_for(f"{public}/health", processes[-1])
+            voter = requests.Session()
+
+            def say(message: str) -> int:
+                return voter.post(
+                    f"{public}/api/chat", json={"message": message}, timeout=30
+                ).status_code
+
+            assert [say(f"q{i}") for i in range(6)] == [200] * 6
+            served = [
+                (tmp_path / f"gateway-{port}.log").read_text().count("POST /api/chat")
+                for port in ports[1:]
+            ]
+            assert all(served), served  # no stickiness: both gateways served this conversation
+            processes[0].terminate()  # one gateway stops: nginx sends everything to the other
+            processes[0].wait(timeout=20)
+            assert [say(f"q{i}") for i in range(6, 10)] == [200] * 4
+            assert say("q10") == 429  # the burst of 10 was shared by both gateways
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=20)
+    assert rasa.received == [f"q{i}" for i in range(10)]
