@@ -193,6 +193,9 @@ def test_one_turn_at_a_time_per_conversation_across_two_gateways():
 
 def test_an_event_published_by_one_gateway_reaches_the_consoles_of_the_other():
     async def scenario(a: RedisState, b: RedisState) -> None:
+        counted: dict[str, list[str]] = {"a": [], "b": []}  # what each gateway's /metrics counts
+        a.events.observers.append(lambda event: counted["a"].append(event["type"]))
+        b.events.observers.append(lambda event: counted["b"].append(event["type"]))
         async with a.events.subscribe() as console_on_a:
             event = {"type": "turn", "conversation": "web-1", "turn": 7}
             await b.events.publish(event)
@@ -200,6 +203,7 @@ def test_an_event_published_by_one_gateway_reaches_the_consoles_of_the_other():
             await a.events.publish({"type": "taken", "handoff": 1, "conversation": "web-1"})
             assert (await asyncio.wait_for(console_on_a.get(), timeout=5))["type"] == "taken"
             assert console_on_a.empty()  # each event once, even the gateway's own
+        assert counted == {"a": ["taken"], "b": ["turn"]}  # counted once, where it happened
 
     run(scenario, "redis", "redis")
 

@@ -38,7 +38,7 @@ from bot.support.accounts import Accounts
 from tests.conftest import redis_url, texts, throwaway_postgres
 
 REDIS_DB = 12  # this file's own Redis database
-SLACK_TOKEN, SLACK_SECRET = "xoxb-test-token", "slack-signing-secret-for-tests"
+SLACK_TOKEN, SLACK_SECRET = "xoxb-test", "slack-signing-secret-for-tests"
 PASSWORD = "une phrase de passe solide"
 A, B = 0, 1  # the two gateways
 BURST = 12  # each conversation's burst in this test (and 1 message a minute after it)

@@ -391,6 +391,7 @@ class RedisEvents(SupportEvents):
         self._listening = asyncio.Event()
 
     async def publish(self, event: dict[str, Any]) -> None:
+        self.observe(event)
         try:
             await self._redis.publish(self._channel, json.dumps(event))
         except RedisError as error:  # the turn is stored: the consoles see it on their next load

@@ -6,7 +6,7 @@ replaces it with one that goes through Redis when several gateways share the wor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,10 +16,17 @@ QUEUE_SIZE = 256
 class SupportEvents:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue] = set()
+        # Called once for each event published here (not for those of other gateways): counts.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     async def publish(self, event: dict[str, Any]) -> None:
         """Hand `event` to every console subscribed."""
+        self.observe(event)
         self.deliver(event)
+
+    def observe(self, event: dict[str, Any]) -> None:
+        for observer in self.observers:
+            observer(event)
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Hand `event` to this process's subscribers; a subscriber too slow to keep up misses
