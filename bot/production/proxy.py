@@ -30,9 +30,10 @@ def nginx_binary() -> str:
     return found
 
 
-def nginx_conf(listen: str, gateways: list[str], folder: Path, log: Path) -> str:
+def nginx_conf(listen: str, gateways: list[str], folder: Path, log: Path | str) -> str:
     """nginx.conf for a proxy on `listen` (`host:port`) in front of the `gateways`
-    (`127.0.0.1:port` each); its pid and temporary files in `folder`, its errors in `log`."""
+    (`127.0.0.1:port` each); its pid and temporary files in `folder`, its errors in `log` (a
+    file, or "stderr")."""
     servers = "\n".join(f"        server {g} max_fails=1 fail_timeout=5s;" for g in gateways)
     temp = "\n".join(
         f"    {kind}_temp_path {folder / kind};"
@@ -81,7 +82,7 @@ http {{
 """
 
 
-def proxy_command(folder: Path, log: Path, listen: str, gateways: list[str]) -> list[str]:
+def proxy_command(folder: Path, log: Path | str, listen: str, gateways: list[str]) -> list[str]:
     """Write the configuration into `folder` and return the command that runs nginx with it
     in the foreground."""
     folder.mkdir(parents=True, exist_ok=True)

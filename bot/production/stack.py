@@ -240,7 +240,7 @@ class ProductionStack:
         if self.gateways > 1:
             listen = f"{self.gateway_host}:{self.gateway_port}"
             upstreams = [f"127.0.0.1:{port}" for port in self.gateway_ports]
-            errors = self.logs / "proxy-errors.log"
+            errors = self.logs / "proxy-errors.log" if self.capture_logs else "stderr"
             self._spawn("proxy", proxy_command(self.workdir / "proxy", errors, listen, upstreams))
         if self.simulated_portal:
             wait_for(f"{self.portal_url}/health", self.processes["portal"])
