@@ -37,6 +37,7 @@ from bot.db import create_schema
 from bot.gateway import console
 from bot.gateway.app import MAX_BODY_BYTES, create_app
 from bot.gateway.keys import DESK
+from bot.gateway.state import MemoryLoginAttempts
 from bot.knowledge import Knowledge, load_kb
 from bot.local_stack import TEST_LIMITS
 from bot.personal_data.vault import Vault
@@ -248,7 +249,7 @@ def edge(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> I
             apis_url = str(api_server.make_url("")).rstrip("/")
             app = create_app(str(rasa_server.make_url("")), vault, desk)
             # The fuzz logs in from one address: only the per-login limit stays on.
-            app[console.THROTTLE] = LoginThrottle(per_address=10**9)
+            app[console.THROTTLE] = MemoryLoginAttempts(LoginThrottle(per_address=10**9))
             telegram = TelegramSettings(TELEGRAM_TOKEN, apis_url, TELEGRAM_SECRET, "")
             setup_telegram(app, telegram)
             setup_slack(app, SlackSettings(SLACK_TOKEN, SLACK_SECRET, f"{apis_url}/slack"))

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from bot.config import REPO_ROOT
 from bot.db import create_schema
 from bot.gateway.app import FOREIGN_SITE, MAX_MESSAGE_CHARS, allowed_origins, create_app, sender_id
-from bot.gateway.relay import RateLimiter
+from bot.gateway.limits import RateLimiter
 from bot.local_stack import free_port
 from bot.personal_data.redaction import EMAIL_LOCAL_PLACEHOLDER, PLACEHOLDERS
 from bot.personal_data.vault import Vault

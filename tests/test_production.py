@@ -25,7 +25,8 @@ from rasa.core.lock_store import LockError
 from sqlalchemy import create_engine, inspect, text
 
 from bot.db import create_schema, make_engine
-from bot.gateway.relay import TurnCounter, replica_for
+from bot.gateway.relay import replica_for
+from bot.gateway.state import TurnCounter
 from bot.knowledge import load_kb
 from bot.production.lock_store import AtomicRedisLockStore
 from bot.production.migrations import migrate

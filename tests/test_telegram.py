@@ -41,6 +41,7 @@ from bot.channels.telegram import (
 )
 from bot.db import create_schema, make_engine
 from bot.gateway.app import create_app
+from bot.gateway.state import MemoryState
 from bot.local_stack import free_port
 from bot.personal_data.vault import Vault
 
@@ -289,14 +290,16 @@ def test_callback_data_stays_within_64_bytes_and_carries_no_payload():
 
 
 def test_a_button_id_only_works_in_the_chat_it_was_sent_to():
-    ids = ButtonIds(capacity=2)
-    mine = ids.id_for(1, "/affirm")
-    assert ids.id_for(1, "/affirm") == mine  # the same button keeps its id
-    assert ids.payload_for(1, mine) == "/affirm"
-    assert ids.payload_for(2, mine) is None
-    ids.id_for(1, "/deny")
-    ids.id_for(1, "/cancel")
-    assert ids.payload_for(1, mine) is None  # evicted: the oldest button expires first
+    async def scenario() -> None:
+        ids = ButtonIds(MemoryState(), ttl=0.2)
+        mine = await ids.id_for(1, "/affirm")
+        assert await ids.id_for(1, "/affirm") == mine  # the same button keeps its id
+        assert await ids.payload_for(1, mine) == "/affirm"
+        assert await ids.payload_for(2, mine) is None
+        await asyncio.sleep(0.3)
+        assert await ids.payload_for(1, mine) is None  # expired
+
+    asyncio.run(scenario())
 
 
 def test_an_unknown_button_says_it_expired_and_asks_to_type_again():

@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Coroutine, Hashable, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -34,8 +34,8 @@ from yarl import URL
 from bot.channels.text import split_at_lines
 from bot.gateway.keys import DESK, HTTP, RELAY
 from bot.gateway.relay import UNAVAILABLE, Refused
-from bot.gateway.turns import ConversationTurns
-from bot.gateway.webhooks import BackgroundReplies, BodyTooLarge, BoundedDict, read_body
+from bot.gateway.state import STATE, GatewayState, MemoryState
+from bot.gateway.webhooks import BackgroundReplies, BodyTooLarge, read_body
 from bot.support.store import ConversationView
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ RESPONSE_URL_HOST = "hooks.slack.com"  # where Slack's `response_url`s point
 
 MAX_CLOCK_SKEW_SECONDS = 5 * 60  # Slack's own recommendation against replayed requests
 MAX_BODY_BYTES = 128 * 1024  # a click sends back the whole message, with up to 50 blocks
-REMEMBERED_DELIVERIES = 10_000  # event ids and clicks already handled (Slack retries for 5 min)
+# Event ids and clicks already handled are remembered this long (Slack retries for 5 minutes).
+REMEMBERED_DELIVERIES_SECONDS = 3600
 MAX_WAITING_TURNS = 20  # per conversation; beyond, a flood is dropped rather than queued
 SLACK_TIMEOUT = ClientTimeout(total=10)
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -350,24 +351,6 @@ def button_click(payload: dict[str, Any]) -> Click | None:
     )
 
 
-# ---------------------------------------------------------------- bookkeeping
-
-
-class RecentKeys:
-    """The last `capacity` deliveries seen, so that a retried one is recognised (a delivery
-    seen again becomes the last one forgotten)."""
-
-    def __init__(self, capacity: int = REMEMBERED_DELIVERIES) -> None:
-        self._keys: BoundedDict[Hashable, None] = BoundedDict(capacity)
-
-    def first_time(self, key: Hashable) -> bool:
-        if key in self._keys:
-            self._keys.touch(key)
-            return False
-        self._keys[key] = None
-        return True
-
-
 # ---------------------------------------------------------------- the Web API
 
 
@@ -414,10 +397,11 @@ async def _call(
 class SlackChannel:
     """The two webhooks, and the replies being prepared in the background."""
 
-    def __init__(self, settings: SlackSettings) -> None:
+    def __init__(self, settings: SlackSettings, state: GatewayState | None = None) -> None:
         self.settings = settings
-        self._delivered = RecentKeys()
-        self._turns = ConversationTurns()
+        # Deliveries seen, one turn at a time per conversation: shared by the gateways, so a
+        # retry reaching another gateway is recognised.
+        self._state = state or MemoryState()
         self._replies = BackgroundReplies("slack", logger)
 
     async def events(self, request: web.Request) -> web.Response:
@@ -435,7 +419,7 @@ class SlackChannel:
             turn = direct_message(envelope)
         except (ValueError, RecursionError):  # JSON, UTF-8 and shape errors alike
             raise web.HTTPBadRequest(text="Événement Slack illisible.") from None
-        if not self._delivered.first_time(("event", event_id)):
+        if not await self._first_time("slack-event", event_id):
             retry = request.headers.get("X-Slack-Retry-Num", "?")
             logger.info("slack: event %.40s delivered again (retry %.4s), ignored", event_id, retry)
             return web.Response()
@@ -455,10 +439,13 @@ class SlackChannel:
             click = button_click(payload)
         except (ValueError, RecursionError):
             raise web.HTTPBadRequest(text="Action Slack illisible.") from None
-        if click is None or not self._delivered.first_time(("click", *click.key)):
+        if click is None or not await self._first_time("slack-click", "\n".join(click.key)):
             return web.Response()
         self._start(click.turn.sender, self._answer_click(request.app, click))
         return web.Response()
+
+    async def _first_time(self, kind: str, key: str) -> bool:
+        return await self._state.first_delivery(kind, key, REMEMBERED_DELIVERIES_SECONDS)
 
     async def _signed_body(self, request: web.Request) -> bytes:
         if not self.settings.enabled:
@@ -475,14 +462,14 @@ class SlackChannel:
         return body
 
     def _start(self, sender: str, work: Coroutine[Any, Any, None]) -> None:
-        if self._turns.waiting(sender) >= MAX_WAITING_TURNS:
+        if self._state.waiting(f"slack:{sender}") >= MAX_WAITING_TURNS:
             work.close()
             logger.warning("slack: too many turns waiting in one conversation, one dropped")
             return
         self._replies.start(work)
 
     async def _answer(self, app: web.Application, turn: Turn) -> None:
-        async with self._turns.turn(turn.sender):
+        async with self._state.turn(f"slack:{turn.sender}"):
             try:
                 exchange = await app[RELAY].send(
                     turn.sender, turn.text, address={"channel": turn.channel}
@@ -505,7 +492,7 @@ class SlackChannel:
         channel = conversation.address.get("channel")
         if not self.settings.enabled or not isinstance(channel, str):
             raise RuntimeError("slack conversation without a channel to deliver to")
-        async with self._turns.turn(conversation.id):
+        async with self._state.turn(f"slack:{conversation.id}"):
             blocks = blocks_for(messages)
             for start in range(0, len(blocks), MAX_BLOCKS):
                 chunk = blocks[start : start + MAX_BLOCKS]
@@ -559,7 +546,7 @@ SLACK = web.AppKey("slack", SlackChannel)
 
 def setup_slack(app: web.Application, settings: SlackSettings | None = None) -> None:
     """Add the Slack webhooks to the gateway (they answer 404 while Slack is not configured)."""
-    channel = SlackChannel(settings or SlackSettings.from_env())
+    channel = SlackChannel(settings or SlackSettings.from_env(), app[STATE])
     if not channel.settings.enabled:
         logger.info("slack channel off: SLACK_BOT_TOKEN is not set")
     app[SLACK] = channel

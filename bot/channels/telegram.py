@@ -33,11 +33,10 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from bot.channels.text import split_at_lines
 from bot.gateway.keys import DESK, HTTP, RELAY
 from bot.gateway.relay import UNAVAILABLE, Refused, Relay
-from bot.gateway.turns import ConversationTurns
+from bot.gateway.state import STATE, GatewayState, MemoryState
 from bot.gateway.webhooks import (
     BackgroundReplies,
     BodyTooLarge,
-    BoundedDict,
     json_error,
     read_body,
 )
@@ -54,8 +53,10 @@ SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts as
 MAX_UPDATE_BYTES = 64 * 1024  # a 4096-character message and the one it replies to fit
 API_TIMEOUT = ClientTimeout(total=10)
 MAX_RETRY_AFTER_SECONDS = 5  # Bot API flood control: wait once if it asks for little
-REMEMBERED_UPDATES = 10_000  # update ids already accepted (Telegram redelivers when we are slow)
-REMEMBERED_BUTTONS = 50_000  # callback ids -> payloads
+# Update ids already accepted are remembered this long (Telegram redelivers when we are slow,
+# and keeps an unconfirmed update 24 hours).
+REMEMBERED_UPDATES_SECONDS = 24 * 3600
+REMEMBERED_BUTTONS_SECONDS = 7 * 24 * 3600  # a button id works this long after its last use
 MAX_PENDING_UPDATES = 500  # beyond this, 503: Telegram delivers the update again later
 SHUTDOWN_GRACE_SECONDS = 10
 MAX_TEXT_CHARS = 4000  # Telegram accepts 4096 characters of text per message
@@ -177,31 +178,38 @@ class BotApi:
 
 
 class ButtonIds:
-    """Short opaque `callback_data` for button payloads, remembered in memory.
+    """Short opaque `callback_data` for button payloads, remembered in the gateway's state
+    (`bot.gateway.state`: a click may reach another gateway than the one that sent the button).
 
     Telegram allows 64 bytes of `callback_data`; a payload such as
     `/inform{"academie":"Aix-Marseille"}` may be longer, and must not travel through Telegram
     anyway. An id is a keyed hash of the chat and the payload: the same button gets the same id,
-    and an id only works in the chat it was sent to. Ids expire when evicted or at a restart.
+    and an id only works in the chat it was sent to. Ids expire `ttl` seconds after their last
+    use (or when the local mode's memory is full).
     """
 
-    def __init__(self, capacity: int = REMEMBERED_BUTTONS, key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        state: GatewayState,
+        ttl: float = REMEMBERED_BUTTONS_SECONDS,
+        key: bytes | None = None,
+    ) -> None:
+        self._state = state
+        self._ttl = ttl
         self._key = key or secrets.token_bytes(32)
-        self._payloads: BoundedDict[str, tuple[int, str]] = BoundedDict(capacity)
 
-    def id_for(self, chat_id: int, payload: str) -> str:
+    async def id_for(self, chat_id: int, payload: str) -> str:
         message = f"{chat_id}\n{payload}".encode()
         button_id = BUTTON_ID_PREFIX + hmac.new(self._key, message, hashlib.sha256).hexdigest()[:16]
-        self._payloads.pop(button_id, None)  # set again: the newest, the last one forgotten
-        self._payloads[button_id] = (chat_id, payload)
+        await self._state.remember("telegram-button", button_id, message.decode(), self._ttl)
         return button_id
 
-    def payload_for(self, chat_id: int, button_id: str) -> str | None:
-        entry = self._payloads.get(button_id)
-        if entry is None or entry[0] != chat_id:
+    async def payload_for(self, chat_id: int, button_id: str) -> str | None:
+        entry = await self._state.recall("telegram-button", button_id, self._ttl)
+        if entry is None:
             return None
-        self._payloads.touch(button_id)
-        return entry[1]
+        chat, payload = entry.split("\n", 1)
+        return payload if chat == str(chat_id) else None
 
 
 BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -227,9 +235,9 @@ def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
     return split_at_lines(text, limit)
 
 
-def inline_keyboard(buttons: list[dict[str, str]], ids: ButtonIds, chat_id: int) -> dict:
+async def inline_keyboard(buttons: list[dict[str, str]], ids: ButtonIds, chat_id: int) -> dict:
     keys = [
-        {"text": b["title"], "callback_data": ids.id_for(chat_id, b["payload"])}
+        {"text": b["title"], "callback_data": await ids.id_for(chat_id, b["payload"])}
         for b in buttons[:MAX_BUTTONS]
     ]
     per_row = 2 if all(len(k["text"]) <= SHORT_TITLE_CHARS for k in keys) else 1
@@ -309,12 +317,12 @@ class TelegramChannel:
     """The channel's state in the gateway: settings, button ids, update ids already seen, and
     the background tasks answering updates (awaited, then cancelled, at shutdown)."""
 
-    def __init__(self, settings: TelegramSettings) -> None:
+    def __init__(self, settings: TelegramSettings, state: GatewayState | None = None) -> None:
         self.settings = settings
-        self.buttons = ButtonIds()
-        self._seen: BoundedDict[int, None] = BoundedDict(REMEMBERED_UPDATES)  # first in, first out
+        # Update ids seen, button ids, one turn at a time per chat: shared by the gateways.
+        self._state = state or MemoryState()
+        self.buttons = ButtonIds(self._state)
         self._replies = BackgroundReplies("telegram", logger)
-        self._turns = ConversationTurns()  # answers of one chat leave in arrival order
 
     def authentic(self, secret: str | None) -> bool:
         expected = self.settings.webhook_secret.encode()
@@ -325,12 +333,11 @@ class TelegramChannel:
     def busy(self) -> bool:
         return len(self._replies) >= MAX_PENDING_UPDATES
 
-    def first_delivery(self, update_id: int) -> bool:
+    async def first_delivery(self, update_id: int) -> bool:
         """True the first time an update id is seen (recently): Telegram redelivers."""
-        if update_id in self._seen:
-            return False
-        self._seen[update_id] = None
-        return True
+        return await self._state.first_delivery(
+            "telegram-update", str(update_id), REMEMBERED_UPDATES_SECONDS
+        )
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         self._replies.start(work)
@@ -349,7 +356,7 @@ class TelegramChannel:
             await api.call("answerCallbackQuery", {"callback_query_id": incoming.callback_id})
         if incoming.chat_id is None:
             return
-        async with self._turns.turn(incoming.chat_id):
+        async with self._state.turn(f"telegram:{incoming.chat_id}"):
             try:
                 messages = await self._bot_messages(incoming, relay)
             except Refused as refused:
@@ -368,7 +375,7 @@ class TelegramChannel:
         if incoming.notice is not None:
             return [{"text": incoming.notice}]
         if incoming.button is not None:
-            payload = self.buttons.payload_for(chat_id, incoming.button)
+            payload = await self.buttons.payload_for(chat_id, incoming.button)
             if payload is None:
                 return [{"text": BUTTON_EXPIRED}]
             text = payload
@@ -387,7 +394,7 @@ class TelegramChannel:
             raise RuntimeError("telegram is not configured")
         chat_id = int(conversation.id.removeprefix(SENDER_PREFIX))
         api = BotApi(self.settings, app[HTTP])
-        async with self._turns.turn(chat_id):
+        async with self._state.turn(f"telegram:{chat_id}"):
             for message in messages:
                 await self._send(api, chat_id, message)
 
@@ -405,7 +412,7 @@ class TelegramChannel:
                 "link_preview_options": {"is_disabled": True},
             }
             if buttons and number == len(chunks):
-                payload["reply_markup"] = inline_keyboard(buttons, self.buttons, chat_id)
+                payload["reply_markup"] = await inline_keyboard(buttons, self.buttons, chat_id)
             await api.call("sendMessage", payload)
 
 
@@ -431,7 +438,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     if channel.busy:
         logger.warning("telegram: update %s deferred, too many in progress", incoming.update_id)
         return json_error(503, BUSY)
-    if channel.first_delivery(incoming.update_id):
+    if await channel.first_delivery(incoming.update_id):
         api = BotApi(channel.settings, request.app[HTTP])
         channel.start(channel.answer(incoming, request.app[RELAY], api))
     return web.json_response({"ok": True})
@@ -445,7 +452,9 @@ def setup_telegram(app: web.Application, settings: TelegramSettings | None = Non
     """Serve `POST /webhooks/telegram` on the gateway (404 while no bot token is set); settings
     default to the environment's. Called again, it only replaces the settings."""
     first_time = TELEGRAM not in app
-    app[TELEGRAM] = TelegramChannel(TelegramSettings.from_env() if settings is None else settings)
+    app[TELEGRAM] = TelegramChannel(
+        TelegramSettings.from_env() if settings is None else settings, app[STATE]
+    )
     if first_time:
         app[DESK].register_delivery("telegram", _deliver_to(app))
         app.router.add_post(ROUTE, telegram_webhook)

@@ -43,6 +43,7 @@ from bot.gateway.relay import (
 )
 from bot.gateway.security import setup_security
 from bot.gateway.sessions import SessionTokens, session_key
+from bot.gateway.state import STATE, gateway_state, state_lifetime, state_unavailable
 from bot.gateway.webhooks import json_error
 from bot.knowledge import Knowledge
 from bot.personal_data.vault import Vault
@@ -151,22 +152,23 @@ async def no_store(
     return response
 
 
-def _session(request: web.Request) -> tuple[str, bool]:
+async def _session(request: web.Request) -> tuple[str, bool]:
     """The request's cookie when this gateway issued it; otherwise a new one (True)."""
     token = request.cookies.get(COOKIE, "")
-    if request.app[SESSIONS].valid(token):
+    if await request.app[SESSIONS].valid(token):
         return token, False
     return request.app[SESSIONS].issue(), True
 
 
-def _with_cookie(
+async def _with_cookie(
     request: web.Request, response: web.Response, token: str, new: bool
 ) -> web.Response:
     """Set a new cookie on `response`; issuing one counts against the client's address (a
     client that drops its cookie at each message starts a conversation each time)."""
     if not new:
         return response
-    if not request.app[ADDRESSES].allow_new_conversation(request.app[LIMITS].address_of(request)):
+    address = request.app[LIMITS].address_of(request)
+    if not await request.app[ADDRESSES].allow_new_conversation(address):
         return response  # the next message will be refused by the same limit
     _set_cookie(request, response, token, COOKIE_MAX_AGE)
     return response
@@ -206,10 +208,10 @@ async def health(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     """The conversation so far (`?after=<id>`: only the turns after that one, e.g. an agent's
     replies while a handoff is open), with its state and the id of its last turn."""
-    token, new = _session(request)
+    token, new = await _session(request)
     after = request.query.get("after", "0")
     if not (after.isascii() and after.isdigit()) or len(after) > 12:
-        return _with_cookie(request, json_error(400, BAD_REQUEST), token, new)
+        return await _with_cookie(request, json_error(400, BAD_REQUEST), token, new)
     sender = sender_id(token)
     desk = request.app[RELAY].desk
     try:
@@ -217,7 +219,7 @@ async def history(request: web.Request) -> web.Response:
         state = await desk.state(sender)
     except SQLAlchemyError:
         logger.exception("could not read a conversation's history")
-        return _with_cookie(request, json_error(503, UNAVAILABLE), token, new)
+        return await _with_cookie(request, json_error(503, UNAVAILABLE), token, new)
     last = turns[-1].id if turns else int(after)
     if after == "0":
         turns = current_session(turns, timedelta(minutes=config.session_expiration_minutes()))
@@ -226,7 +228,7 @@ async def history(request: web.Request) -> web.Response:
         "state": state,
         "last": last,
     }
-    return _with_cookie(request, web.json_response(body), token, new)
+    return await _with_cookie(request, web.json_response(body), token, new)
 
 
 def current_session(turns: list[TurnView], idle: timedelta, now=None) -> list[TurnView]:
@@ -247,24 +249,24 @@ async def forget(request: web.Request) -> web.Response:
     """« Effacer la conversation »: end it (vault values, handoff, Rasa session), revoke the
     cookie and delete the browser's copy; the next message starts a new conversation."""
     token = request.cookies.get(COOKIE, "")
-    if request.app[SESSIONS].valid(token):
+    if await request.app[SESSIONS].valid(token):
         try:
             await request.app[RELAY].end(sender_id(token))
         except Refused as refused:
             return json_error(refused.status, refused.message)
-        request.app[SESSIONS].revoke(token)
+        await request.app[SESSIONS].revoke(token)
     response = web.json_response({"ok": True})
     _set_cookie(request, response, "", 0)
     return response
 
 
 async def chat(request: web.Request) -> web.Response:
-    token, new = _session(request)
+    token, new = await _session(request)
     address = request.app[LIMITS].address_of(request)
-    if new and not request.app[ADDRESSES].allow_new_conversation(address):
+    if new and not await request.app[ADDRESSES].allow_new_conversation(address):
         logger.info("new conversations throttled for one address")
         return json_error(429, NEW_CONVERSATIONS_TOO_FAST)
-    if not request.app[ADDRESSES].allow_message(address):
+    if not await request.app[ADDRESSES].allow_message(address):
         logger.info("messages throttled for one address")
         return json_error(429, TOO_FAST)
     if request.content_length and request.content_length > MAX_BODY_BYTES:
@@ -308,7 +310,9 @@ def _shown(message: dict, turns: list) -> dict:
 async def _http_client(app: web.Application):
     async with ClientSession(timeout=RASA_TIMEOUT) as session:
         app[HTTP] = session
-        app[RELAY] = MeteredRelay(app[REPLICAS], session, app[VAULT], app[DESK], limits=app[LIMITS])
+        app[RELAY] = MeteredRelay(
+            app[REPLICAS], session, app[VAULT], app[DESK], limits=app[LIMITS], state=app[STATE]
+        )
         yield
 
 
@@ -317,17 +321,20 @@ def create_app(
 ) -> web.Application:
     """The gateway application; `rasa_url` defaults to the replicas of `RASA_URLS` (or the one
     `RASA_URL`), `vault` and `desk` to our database's (`BOT_DATABASE_URL`)."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cross_origin, no_store])
+    middlewares = [cross_origin, no_store, state_unavailable]
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[ALLOWED_ORIGINS] = allowed_origins()
     app[LIMITS] = GatewayLimits.from_env()
-    app[ADDRESSES] = MeteredAddressLimits(app[LIMITS])
-    app[SESSIONS] = SessionTokens(session_key(), COOKIE_MAX_AGE)
+    app[STATE] = gateway_state()  # in memory, or in Redis shared by several gateways
+    app[ADDRESSES] = MeteredAddressLimits(app[LIMITS], app[STATE])
+    app[SESSIONS] = SessionTokens(session_key(), COOKIE_MAX_AGE, app[STATE])
     # Conversations go each to its own replica; health and the copilot's parse use the first.
     app[REPLICAS] = [rasa_url.rstrip("/")] if rasa_url else config.rasa_urls()
     app[RASA] = app[REPLICAS][0]
     engine = vault.engine if vault else make_engine()  # the tests' vault: their database
     app[VAULT] = vault or Vault.from_env(engine)
-    app[DESK] = desk or SupportDesk(SupportStore(engine), Knowledge(engine))
+    app[DESK] = desk or SupportDesk(SupportStore(engine), Knowledge(engine), app[STATE].events)
+    app.cleanup_ctx.append(state_lifetime)
     app.cleanup_ctx.append(_http_client)
     app.router.add_get("/", index)
     app.router.add_get("/health", health)  # the widget's; the probes: bot/gateway/health.py

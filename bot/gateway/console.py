@@ -38,6 +38,7 @@ from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 from bot.gateway import rich_text
 from bot.gateway.keys import DESK, HTTP, LIMITS, RASA
 from bot.gateway.relay import MAX_MESSAGE_CHARS, clean_message
+from bot.gateway.state import STATE, LoginAttempts
 from bot.gateway.webhooks import json_error
 from bot.knowledge import Knowledge
 from bot.knowledge.french import clock_time, french_date
@@ -79,7 +80,7 @@ SECURITY_HEADERS = {
 }
 
 ACCOUNTS = web.AppKey("console_accounts", Accounts)
-THROTTLE = web.AppKey("console_throttle", LoginThrottle)
+THROTTLE = web.AppKey("console_throttle", LoginAttempts)  # shared by the gateways
 CLOSING = web.AppKey("console_closing", asyncio.Event)  # set when the gateway stops
 
 NOT_LOGGED_IN = "Vous n'êtes pas connecté(e) : identifiez-vous pour accéder à la console."
@@ -121,7 +122,7 @@ class ConsoleError(Exception):
 def setup_console(app: web.Application) -> None:
     """Add the console's page and API to the gateway, under /console/."""
     app[ACCOUNTS] = Accounts(app[DESK].store.engine)
-    app[THROTTLE] = LoginThrottle()
+    app[THROTTLE] = app[STATE].login_attempts(LoginThrottle())
     app[CLOSING] = asyncio.Event()
     app[COPILOT] = Copilots()
     app.on_response_prepare.append(_security_headers)
@@ -355,7 +356,7 @@ async def login(request: web.Request) -> web.Response:
         raise ConsoleError(401, BAD_CREDENTIALS)
     address = request.app[LIMITS].address_of(request)
     throttle, accounts = request.app[THROTTLE], request.app[ACCOUNTS]
-    wait = throttle.attempt(name, address)  # counted before the check: no race past the limit
+    wait = await throttle.attempt(name, address)  # counted before the check: no race past it
     if wait:
         logger.warning("console login attempts throttled")
         minutes = max(1, round(wait / 60))
@@ -365,9 +366,9 @@ async def login(request: web.Request) -> web.Response:
         # The login typed is kept only when it is an account's (a password typed in the login
         # field by mistake never reaches the audit trail).
         await _audit(request, outcome.agent_id, "login_failed", reason=outcome.refused)
-        await asyncio.sleep(throttle.slowdown(name, address))
+        await asyncio.sleep(await throttle.slowdown(name, address))
         raise ConsoleError(401, BAD_CREDENTIALS)
-    throttle.succeeded(name, address)
+    await throttle.succeeded(name, address)
     previous = request.cookies.get(COOKIE)
     if previous:
         await asyncio.to_thread(accounts.end_session, previous)

@@ -4,7 +4,9 @@ Per conversation (the `sid` cookie): messages per minute. Per client address (th
 first address before the trusted proxies in `X-Forwarded-For`): messages per minute and
 conversations created per minute, so dropping the cookie gives nothing. For the chores (a
 message carrying a NUMEN, a birth date or an e-mail address: what guessing needs): attempts per
-minute per address and for the whole gateway. All are in memory (one gateway process).
+minute per address and for the whole gateway. The buckets are kept by the gateway's state
+(`bot.gateway.state`: in memory in the local mode, in Redis and shared by every gateway in the
+production mode).
 
 Variables (default):
 - `GATEWAY_RATE_PER_MINUTE`, `GATEWAY_RATE_BURST` (30, 10): messages of one conversation;
@@ -25,6 +27,7 @@ import ipaddress
 import os
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
@@ -124,30 +127,38 @@ class GatewayLimits:
         return any(ip in network for network in self.proxies)
 
 
+class Buckets(Protocol):
+    """Where the token buckets are kept (`bot.gateway.state.GatewayState`)."""
+
+    async def allow(self, bucket: str, key: str, per_minute: float, burst: float) -> bool: ...
+
+
 class AddressLimits:
     """The limits that do not depend on a cookie: messages and new conversations per address."""
 
-    def __init__(self, limits: GatewayLimits) -> None:
+    def __init__(self, limits: GatewayLimits, buckets: Buckets) -> None:
         self.limits = limits
-        self._messages = RateLimiter(*limits.per_address)
-        new = limits.new_conversations_per_address
-        self._conversations = RateLimiter(new, new)
+        self._buckets = buckets
 
-    def allow_new_conversation(self, address: str) -> bool:
-        return self._conversations.allow(address)
+    async def allow_new_conversation(self, address: str) -> bool:
+        new = self.limits.new_conversations_per_address
+        return await self._buckets.allow("new-conversations", address, new, new)
 
-    def allow_message(self, address: str) -> bool:
-        return self._messages.allow(address)
+    async def allow_message(self, address: str) -> bool:
+        return await self._buckets.allow("address", address, *self.limits.per_address)
 
 
 class ChoreLimits:
     """Messages carrying a chore value, per address (or per sender on channels without one) and
-    for the whole gateway."""
+    for the whole gateway (every gateway together, in the production mode)."""
 
-    def __init__(self, limits: GatewayLimits) -> None:
-        per_address = limits.chore_attempts_per_address
-        self._per_client = RateLimiter(per_address, per_address)
-        self._everyone = RateLimiter(limits.chore_attempts, limits.chore_attempts)
+    def __init__(self, limits: GatewayLimits, buckets: Buckets) -> None:
+        self._per_client = limits.chore_attempts_per_address
+        self._everyone = limits.chore_attempts
+        self._buckets = buckets
 
-    def allow(self, client: str) -> bool:
-        return self._per_client.allow(client) and self._everyone.allow("*")
+    async def allow(self, client: str) -> bool:
+        per_client = self._per_client
+        return await self._buckets.allow(
+            "chores", client, per_client, per_client
+        ) and await self._buckets.allow("chores-everyone", "*", self._everyone, self._everyone)

@@ -17,12 +17,10 @@ to a person, not to the assistant).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,14 +172,14 @@ class MeteredRelay(Relay):
 class MeteredAddressLimits(AddressLimits):
     """The limits per client address, each refusal counted."""
 
-    def allow_new_conversation(self, address: str) -> bool:
-        allowed = super().allow_new_conversation(address)
+    async def allow_new_conversation(self, address: str) -> bool:
+        allowed = await super().allow_new_conversation(address)
         if not allowed:
             RATE_LIMITED.labels("new_conversation").inc()
         return allowed
 
-    def allow_message(self, address: str) -> bool:
-        allowed = super().allow_message(address)
+    async def allow_message(self, address: str) -> bool:
+        allowed = await super().allow_message(address)
         if not allowed:
             RATE_LIMITED.labels("address").inc()
         return allowed
@@ -218,26 +216,16 @@ def _waiting_handoffs(app: web.Application) -> int:
     return sum(1 for handoff in app[DESK].store.queue() if handoff.state == WAITING)
 
 
-async def _count_desk_events(app: web.Application) -> AsyncIterator[None]:
-    """Handoffs requested and taken, as the support desk announces them to the consoles."""
-
-    async def listen() -> None:
-        async with app[DESK].events.subscribe() as events:
-            while True:
-                event = await events.get()
-                if event.get("type") == "handoff":
-                    HANDOFFS_REQUESTED.inc()
-                elif event.get("type") == "taken":
-                    HANDOFFS_TAKEN.inc()
-
-    listener = asyncio.create_task(listen())
-    yield
-    listener.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await listener
+def _count_desk_event(event: dict[str, Any]) -> None:
+    """Handoffs requested and taken, as this gateway's support desk announces them (once, even
+    when the consoles of every gateway receive the event through Redis)."""
+    if event.get("type") == "handoff":
+        HANDOFFS_REQUESTED.inc()
+    elif event.get("type") == "taken":
+        HANDOFFS_TAKEN.inc()
 
 
 def setup_metrics(app: web.Application) -> None:
-    """`GET /metrics`, and the count of the desk's events while the application runs."""
-    app.cleanup_ctx.append(_count_desk_events)
+    """`GET /metrics`, and the count of the desk's events."""
+    app[DESK].events.observers.append(_count_desk_event)
     app.router.add_get("/metrics", metrics)

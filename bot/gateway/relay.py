@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +24,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import config
 from bot.answers import handoff
-from bot.gateway.limits import CHORE_KINDS, ChoreLimits, GatewayLimits, RateLimiter
-from bot.gateway.turns import ConversationTurns
-from bot.gateway.webhooks import BoundedDict
+from bot.gateway.limits import CHORE_KINDS, ChoreLimits, GatewayLimits
+from bot.gateway.state import UNAVAILABLE, GatewayState, MemoryState, StateUnavailable
 from bot.personal_data.redaction import redact
 from bot.personal_data.vault import Vault
 from bot.support.desk import SupportDesk, handoff_event
@@ -37,8 +35,6 @@ from bot.support.store import TurnNlu
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000
-MAX_TRACKED_SENDERS = 50_000
-MAX_PAYLOADS_PER_SENDER = 200
 # Sent to Rasa instead of a message that looks like it holds a password: never forwarded.
 PASSWORD_SHARED = "/password_shared"
 PASSWORD_HIDDEN = "(message masqué : il semblait contenir un mot de passe)"
@@ -58,10 +54,6 @@ CHORE_TOO_FAST = (
     "Trop de demandes avec un NUMEN, une date de naissance ou une adresse ont été faites depuis "
     "votre connexion : patientez une minute, puis réessayez. Si vous avez perdu vos "
     "identifiants, votre assistance académique peut aussi vous aider."
-)
-UNAVAILABLE = (
-    "L'assistant est momentanément indisponible. Réessayez dans un instant ; si le problème "
-    "persiste, contactez votre assistance académique."
 )
 TURN_LIMIT = (
     "Cette conversation est devenue très longue : pour que l'assistant reste rapide pour tous, "
@@ -105,29 +97,6 @@ def replica_for(sender: str, replicas: Sequence[str]) -> str:
     return max(replicas, key=lambda url: hashlib.sha256(f"{url}|{sender}".encode()).digest())
 
 
-class TurnCounter:
-    """User messages per conversation in its current session (in memory: one gateway process),
-    forgotten after the session's idle expiry, like Rasa's session."""
-
-    def __init__(self, limit: int, idle_seconds: float) -> None:
-        self.limit = limit
-        self._idle = idle_seconds
-        self._counts: BoundedDict[str, tuple[int, float]] = BoundedDict(MAX_TRACKED_SENDERS)
-
-    def add(self, sender: str, now: float | None = None) -> bool:
-        """Count one message; False when the conversation already reached the limit."""
-        now = time.monotonic() if now is None else now
-        count, last = self._counts.pop(sender, (0, now))
-        if now - last > self._idle:
-            count = 0
-        allowed = not self.limit or count < self.limit
-        self._counts[sender] = (count + 1 if allowed else count, now)
-        return allowed
-
-    def reset(self, sender: str) -> None:
-        self._counts.pop(sender, None)
-
-
 class Relay:
     def __init__(
         self,
@@ -135,25 +104,21 @@ class Relay:
         http: ClientSession,
         vault: Vault,
         desk: SupportDesk,
-        limiter: RateLimiter | None = None,
-        turns: TurnCounter | None = None,
         limits: GatewayLimits | None = None,
+        state: GatewayState | None = None,
     ) -> None:
         urls = [rasa_url] if isinstance(rasa_url, str) else list(rasa_url)
         self.replicas = [url.rstrip("/") for url in urls]
         self.rasa_url = self.replicas[0]
-        self._counter = turns or TurnCounter(
-            config.max_turns_per_session(), config.session_expiration_minutes() * 60
-        )
+        self._max_turns = config.max_turns_per_session()
+        self._session_seconds = config.session_expiration_minutes() * 60
         self._http = http
         self._vault = vault
         self.desk = desk
-        limits = limits or GatewayLimits.from_env()
-        self._limiter = limiter or RateLimiter(*limits.per_conversation)
-        self._chores = ChoreLimits(limits)
-        self._turns = ConversationTurns()
-        # sender -> payloads of the buttons offered (an insertion-ordered dict used as a set)
-        self._offered: BoundedDict[str, dict[str, None]] = BoundedDict(MAX_TRACKED_SENDERS)
+        self._limits = limits or GatewayLimits.from_env()
+        # Rate buckets, turn counts, offered buttons, one turn at a time: shared by the gateways.
+        self._state = state or MemoryState()
+        self._chores = ChoreLimits(self._limits, self._state)
 
     async def send(
         self,
@@ -167,15 +132,23 @@ class Relay:
         `address` is where the channel delivers later messages (an agent's) to this user;
         `client` is the network address the message came from (web chat), for the chores'
         limit (channels without one are limited per sender)."""
+        try:
+            return await self._send(sender, text, address, client)
+        except StateUnavailable:
+            raise Refused(503, UNAVAILABLE) from None
+
+    async def _send(
+        self, sender: str, text: str, address: dict[str, Any] | None, client: str | None
+    ) -> Exchange:
         text = clean_message(text)
         if not text:
             raise Refused(400, EMPTY)
         if len(text) > MAX_MESSAGE_CHARS:
             raise Refused(413, TOO_LONG)
-        if not self._limiter.allow(sender):
+        if not await self._state.allow("conversation", sender, *self._limits.per_conversation):
             raise Refused(429, TOO_FAST)
         redacted = redact(text, date.today())
-        if CHORE_KINDS & redacted.values.keys() and not self._chores.allow(client or sender):
+        if CHORE_KINDS & redacted.values.keys() and not await self._chores.allow(client or sender):
             logger.warning("chore attempts throttled (per address or for everyone)")
             raise Refused(429, CHORE_TOO_FAST)
         if redacted.values:
@@ -185,29 +158,31 @@ class Relay:
                 logger.warning("vault unreachable: a message with personal values was refused")
                 raise Refused(503, UNAVAILABLE) from None
         forwarded = (
-            PASSWORD_SHARED if redacted.password else self._payload_or_text(sender, redacted.text)
+            PASSWORD_SHARED
+            if redacted.password
+            else await self._payload_or_text(sender, redacted.text)
         )
         shown = PASSWORD_HIDDEN if redacted.password else redacted.text
         # One message at a time per conversation, in arrival order (a double click waits).
-        async with self._turns.turn(sender):
-            state = await self._state(sender)
+        async with self._state.turn(f"relay:{sender}"):
+            state = await self._conversation_state(sender)
             if state != BOT:
                 # A handoff is open: the message is for the agent, the assistant is paused.
                 messages, last = await self.desk.while_paused(sender, state, shown)
-                self._remember_buttons(sender, messages)
-                return Exchange(shown, messages, await self._state(sender), last)
+                await self._remember_buttons(sender, messages)
+                return Exchange(shown, messages, await self._conversation_state(sender), last)
             if forwarded.lower().strip(" .!") in START_OVER_WORDS:
                 forwarded = START_OVER
             if forwarded == START_OVER:
-                self._counter.reset(sender)
-            elif not self._counter.add(sender):
+                await self._state.reset_turns(sender)
+            elif not await self._state.count_turn(sender, self._max_turns, self._session_seconds):
                 messages = [
                     {
                         "text": TURN_LIMIT,
                         "buttons": [{"title": "Recommencer", "payload": START_OVER}],
                     }
                 ]
-                self._remember_buttons(sender, messages)
+                await self._remember_buttons(sender, messages)
                 return Exchange(shown, messages)
             messages, nlu = await self._post(sender, forwarded)
             if forwarded == START_OVER:
@@ -221,30 +196,37 @@ class Relay:
             if handoff:
                 notice, last = await self.desk.request_handoff(sender, handoff)
                 messages += notice
-        self._remember_buttons(sender, messages)
-        return Exchange(shown, messages, await self._state(sender) if handoff else BOT, last)
+        await self._remember_buttons(sender, messages)
+        state = await self._conversation_state(sender) if handoff else BOT
+        return Exchange(shown, messages, state, last)
 
     async def end(self, sender: str) -> None:
         """End a conversation for good (the user cleared it on a shared computer): its vault
         values are forgotten, an open handoff is closed, Rasa starts a new session (its slots
         are emptied), and the gateway forgets its buttons and turn count. Best effort for Rasa:
         the sender is never used again, so a Rasa that is down loses nothing."""
-        async with self._turns.turn(sender):
+        try:
+            await self._end(sender)
+        except StateUnavailable:
+            raise Refused(503, UNAVAILABLE) from None
+
+    async def _end(self, sender: str) -> None:
+        async with self._state.turn(f"relay:{sender}"):
             try:
                 await asyncio.to_thread(self._vault.forget, sender)
                 handoff = await asyncio.to_thread(self.desk.store.open_handoff_of, sender)
                 if handoff is not None:
                     released = await asyncio.to_thread(self.desk.store.release, handoff.id, None)
-                    self.desk.events.publish(handoff_event("released", released))
+                    await self.desk.events.publish(handoff_event("released", released))
             except SQLAlchemyError:
                 logger.warning("database unreachable while a conversation was cleared")
                 raise Refused(503, UNAVAILABLE) from None
-            self._counter.reset(sender)
-            self._offered.pop(sender, None)
+            await self._state.reset_turns(sender)
+            await self._state.forget_buttons(sender)
             with contextlib.suppress(Refused):  # logged by _post
                 await self._post(sender, START_OVER)
 
-    async def _state(self, sender: str) -> str:
+    async def _conversation_state(self, sender: str) -> str:
         try:
             return await self.desk.state(sender)
         except SQLAlchemyError:
@@ -260,23 +242,19 @@ class Relay:
             logger.exception("could not record an exchange")
             return []
 
-    def _payload_or_text(self, sender: str, text: str) -> str:
+    async def _payload_or_text(self, sender: str, text: str) -> str:
         """A typed "/intent{...}" is not an intent unless the bot offered that button."""
         if not text.startswith("/") or text in ALWAYS_ALLOWED_PAYLOADS:
             return text
-        if text in self._offered.get(sender, ()):
+        if await self._state.was_offered(sender, text):
             return text
         return text.lstrip("/ ") or text
 
-    def _remember_buttons(self, sender: str, messages: list[dict[str, Any]]) -> None:
+    async def _remember_buttons(self, sender: str, messages: list[dict[str, Any]]) -> None:
         payloads = [b["payload"] for m in messages for b in m.get("buttons", ())]
-        if payloads:
-            # Earlier buttons stay valid (a voter may click one further up), within a bound.
-            offered = self._offered.pop(sender, {})
-            offered.update(dict.fromkeys(payloads))
-            while len(offered) > MAX_PAYLOADS_PER_SENDER:
-                offered.pop(next(iter(offered)))
-            self._offered[sender] = offered
+        # Earlier buttons stay valid (a voter may click one further up), within a bound, for
+        # as long as Rasa's session.
+        await self._state.offer_buttons(sender, payloads, self._session_seconds)
 
     async def _post(self, sender: str, text: str) -> tuple[list[dict[str, Any]], TurnNlu | None]:
         replica = replica_for(sender, self.replicas)

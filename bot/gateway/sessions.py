@@ -3,7 +3,8 @@
 A value is a random part and its HMAC-SHA256 under `GATEWAY_SESSION_KEY` (a fresh key at each
 start when unset: the conversations of earlier runs then start afresh). A forged, truncated or
 unknown value gets a new conversation, never someone else's. A cleared conversation's value is
-revoked (in memory: one gateway process; the browser's copy is deleted at the same time).
+revoked until it would have expired anyway, in the gateway's state (`bot.gateway.state`: shared
+by every gateway in the production mode); the browser's copy is deleted at the same time.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import hmac
 import logging
 import os
 import secrets
-import time
 
-from bot.gateway.webhooks import BoundedDict
+from bot.gateway.state import GatewayState
 
 logger = logging.getLogger(__name__)
 
 RANDOM_BYTES = 32
-MAX_REVOKED = 100_000
+REVOKED = "revoked-session"
 
 
 def _b64(raw: bytes) -> str:
@@ -38,29 +38,27 @@ def session_key() -> bytes:
 
 
 class SessionTokens:
-    def __init__(self, key: bytes, max_age_seconds: float) -> None:
+    def __init__(self, key: bytes, max_age_seconds: float, state: GatewayState) -> None:
         self._key = key
         self._max_age = max_age_seconds
-        # token -> when it was revoked; first in, first out
-        self._revoked: BoundedDict[str, float] = BoundedDict(MAX_REVOKED)
+        self._state = state
 
     def issue(self) -> str:
         random_part = _b64(secrets.token_bytes(RANDOM_BYTES))
         return f"{random_part}.{self._signature(random_part)}"
 
-    def valid(self, token: str) -> bool:
+    async def valid(self, token: str) -> bool:
         if len(token) > 100 or token.count(".") != 1 or not token.isascii():
             return False
         random_part, signature = token.split(".")
         expected = self._signature(random_part)
-        return hmac.compare_digest(signature, expected) and token not in self._revoked
+        if not hmac.compare_digest(signature, expected):
+            return False
+        return await self._state.recall(REVOKED, token, self._max_age) is None
 
-    def revoke(self, token: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        self._revoked[token] = now
-        # A browser drops the cookie after max-age: older revocations need not be kept.
-        while self._revoked and next(iter(self._revoked.values())) < now - self._max_age:
-            self._revoked.popitem()
+    async def revoke(self, token: str) -> None:
+        # A browser drops the cookie after max-age: the revocation need not outlive it.
+        await self._state.remember(REVOKED, token, "", self._max_age)
 
     def _signature(self, random_part: str) -> str:
         return _b64(hmac.new(self._key, random_part.encode(), hashlib.sha256).digest())

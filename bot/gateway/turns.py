@@ -1,4 +1,5 @@
-"""One turn at a time per conversation, in arrival order; used by the relay and the channels."""
+"""One turn at a time per conversation, in arrival order, in one process (the local mode's
+turn lock, `bot.gateway.state.MemoryState`; with Redis, gateways share a lock instead)."""
 
 from __future__ import annotations
 

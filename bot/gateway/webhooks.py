@@ -2,8 +2,9 @@
 
 A platform (Telegram, Slack) posts an update; the channel reads its body up to a limit
 (`read_body`), acknowledges it at once, and prepares the reply in the background
-(`BackgroundReplies`); ids already seen and button payloads are remembered in a `BoundedDict`,
-the one size-limited memory of the gateway. `json_error` is the shape of an error answer.
+(`BackgroundReplies`); the ids already seen and the button payloads are in the gateway's state
+(`bot.gateway.state`), whose local mode keeps them in a `BoundedDict`, a size-limited memory.
+`json_error` is the shape of an error answer.
 """
 
 from __future__ import annotations

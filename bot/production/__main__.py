@@ -3,7 +3,8 @@ everything). `python -m bot.production migrate`: only bring our database to the 
 
 Settings (environment only; docs/production.md): `BOT_DATABASE_URL`, `TRACKER_DATABASE_URL`,
 `PORTAL_DATABASE_URL` (simulated portal), `REDIS_URL`, `BOT_REPLICAS` (default: the number of
-cores), `BOT_VAULT_KEY`, `GATEWAY_RASA_TOKEN`, `ACTION_SERVER_TOKEN`, `GATEWAY_SESSION_KEY`,
+cores), `BOT_GATEWAYS` (default 1; more: behind nginx), `GATEWAY_REDIS_URL` (default
+`REDIS_URL`), `BOT_VAULT_KEY`, `GATEWAY_RASA_TOKEN`, `ACTION_SERVER_TOKEN`, `GATEWAY_SESSION_KEY`,
 the gateway's limits (bot/gateway/limits.py, e.g. `GATEWAY_TRUSTED_PROXIES`), `GATEWAY_HOST`,
 `GATEWAY_PORT` (8080),
 `RASA_PORT` (5005: replicas 5005, 5006...), `ACTION_PORT` (5055...), `PORTAL_PORT` (8090),
@@ -32,6 +33,7 @@ logger = logging.getLogger("bot.production")
 def run() -> int:
     env = production_settings()
     replicas = int(env.get("BOT_REPLICAS") or os.cpu_count() or 1)
+    gateways = int(env.get("BOT_GATEWAYS") or 1)
     shared = ("BOT_VAULT_KEY", "GATEWAY_RASA_TOKEN", "ACTION_SERVER_TOKEN", "GATEWAY_SESSION_KEY")
     for name in shared:
         if not env.get(name):
@@ -60,6 +62,7 @@ def run() -> int:
         ports,
         gateway_host=env.get("GATEWAY_HOST", "127.0.0.1"),
         capture_logs=False,
+        gateways=gateways,
     )
     # Ctrl-C and a supervisor's SIGTERM both stop everything (even when started in the
     # background, where the shell makes processes ignore SIGINT).
@@ -72,7 +75,8 @@ def run() -> int:
     try:
         stack.start()
         print(
-            f"\nL'assistant est prêt (mode production, {replicas} réplique(s)).\n"
+            f"\nL'assistant est prêt (mode production, {replicas} réplique(s), "
+            f"{gateways} passerelle(s){' derrière nginx' if gateways > 1 else ''}).\n"
             f"  Page de discussion : http://localhost:{stack.gateway_port}/\n"
             f"  Portail électoral  : {stack.portal_url}"
             f"{' (simulé)' if stack.simulated_portal else ''}\n"

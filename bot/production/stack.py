@@ -1,6 +1,7 @@
 """The production layout on one machine: PostgreSQL for our database and Rasa's tracker store,
-Redis for the conversation locks, N Rasa replicas each with its own action server, the gateway
-in front sending each conversation always to the same replica, and the simulated portal unless
+Redis for the conversation locks and the gateways' shared state, N Rasa replicas each with its
+own action server, the gateway in front sending each conversation always to the same replica
+(or M gateways behind nginx, `bot.production.proxy`), and the simulated portal unless
 `PORTAL_URL` points at a real one.
 
 `ProductionStack` has the shape of `bot.local_stack.LocalStack` (tests and benchmarks use
@@ -31,6 +32,7 @@ from bot.local_stack import (
     peak_memory_mb,
     wait_for,
 )
+from bot.production.proxy import proxy_command
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +114,8 @@ def endpoints_yaml(action_url: str, tracker_url: str, env: dict[str, str]) -> st
 
 
 class ProductionStack:
-    """Portal, N x (actions, Rasa), gateway; same interface as `LocalStack`.
+    """Portal, N x (actions, Rasa), gateway (or `gateways` of them behind nginx, the proxy on
+    the gateway's port and the gateways on free loopback ports); same interface as `LocalStack`.
 
     Ports are free loopback ports unless `ports` gives the first of each kind (gateway, portal,
     rasa, actions; replica i uses rasa + i and actions + i). Each process's output goes to
@@ -128,11 +131,15 @@ class ProductionStack:
         ports: dict[str, int] | None = None,
         gateway_host: str = "127.0.0.1",
         capture_logs: bool = True,
+        gateways: int = 1,
     ) -> None:
         self.workdir = workdir
         self.capture_logs = capture_logs
         self.model = model
         self.replicas = replicas
+        if gateways < 1:
+            raise ValueError(f"BOT_GATEWAYS : au moins une passerelle (reçu : {gateways})")
+        self.gateways = gateways
         self.gateway_host = gateway_host
         base = production_settings({**os.environ, **(env or {})})
         self.simulated_portal = not base.get("PORTAL_URL")
@@ -145,7 +152,12 @@ class ProductionStack:
         self.action_ports = [port("actions", i) for i in range(replicas)]
         self.rasa_urls = [f"http://127.0.0.1:{p}" for p in self.rasa_ports]
         self.url = self.rasa_urls[0]
-        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"  # the proxy's, if any
+        # Behind the proxy, each gateway on its own loopback port.
+        self.gateway_ports = (
+            [self.gateway_port] if gateways == 1 else [free_port() for _ in range(gateways)]
+        )
+        self.gateway_urls = [f"http://127.0.0.1:{p}" for p in self.gateway_ports]
         self.portal_url = base.get("PORTAL_URL") or f"http://127.0.0.1:{self.portal_port}"
         self.env = {
             "RASA_TELEMETRY_ENABLED": "false",
@@ -159,6 +171,8 @@ class ProductionStack:
             "RASA_URLS": ",".join(self.rasa_urls),
             "ACTION_SERVER_URLS": ",".join(f"http://127.0.0.1:{p}" for p in self.action_ports),
             "RASA_URL": self.url,
+            # Limits, buttons, de-duplication and live events shared by the gateways.
+            "GATEWAY_REDIS_URL": base.get("GATEWAY_REDIS_URL") or base["REDIS_URL"],
         }
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs = workdir / "logs"
@@ -218,13 +232,16 @@ class ProductionStack:
                     "--logging-config-file", str(logging_config),
                 ],
             )  # fmt: skip
-        self._spawn(
-            "gateway",
-            [
-                gateway_python(), "-m", "bot.gateway",
-                "--host", self.gateway_host, "--port", str(self.gateway_port),
-            ],
-        )  # fmt: skip
+        for name, host, port in self._gateway_listeners():
+            self._spawn(
+                name,
+                [gateway_python(), "-m", "bot.gateway", "--host", host, "--port", str(port)],
+            )
+        if self.gateways > 1:
+            listen = f"{self.gateway_host}:{self.gateway_port}"
+            upstreams = [f"127.0.0.1:{port}" for port in self.gateway_ports]
+            errors = self.logs / "proxy-errors.log" if self.capture_logs else "stderr"
+            self._spawn("proxy", proxy_command(self.workdir / "proxy", errors, listen, upstreams))
         if self.simulated_portal:
             wait_for(f"{self.portal_url}/health", self.processes["portal"])
         for i in range(self.replicas):
@@ -232,7 +249,10 @@ class ProductionStack:
                 f"http://127.0.0.1:{self.action_ports[i]}/health", self.processes[f"actions-{i}"]
             )
             wait_for(f"{self.rasa_urls[i]}/", self.processes[f"rasa-{i}"])
-        wait_for(f"{self.gateway_url}/health", self.processes["gateway"])
+        for (name, _, _), url in zip(self._gateway_listeners(), self.gateway_urls, strict=True):
+            wait_for(f"{url}/health", self.processes[name])
+        if self.gateways > 1:
+            wait_for(f"{self.gateway_url}/health", self.processes["proxy"])
         return self
 
     @property
@@ -241,6 +261,13 @@ class ProductionStack:
         if self.capture_logs:
             return str(self.logs)
         return self.env.get("LOG_DIR") or "la sortie standard"
+
+    def _gateway_listeners(self) -> list[tuple[str, str, int]]:
+        """(process name, host, port) of each gateway: one on the public address, or several
+        on loopback behind the proxy."""
+        if self.gateways == 1:
+            return [("gateway", self.gateway_host, self.gateway_port)]
+        return [(f"gateway-{i}", "127.0.0.1", p) for i, p in enumerate(self.gateway_ports)]
 
     def _spawn(self, name: str, argv: list[str], **env: str) -> None:
         log = (self.logs / f"{name}.log").open("wb") if self.capture_logs else None
@@ -252,9 +279,11 @@ class ProductionStack:
             stderr=subprocess.STDOUT if log else None,
         )
 
-    def chat(self, text: str, voter: str = "voter") -> list[dict]:
-        """Send one message through the gateway, as the browser of `voter`; the bot's messages."""
-        return chat(self._voters.setdefault(voter, requests.Session()), self.gateway_url, text)
+    def chat(self, text: str, voter: str = "voter", gateway: int | None = None) -> list[dict]:
+        """Send one message as the browser of `voter`, through the public port (or straight to
+        gateway number `gateway`); the bot's messages."""
+        url = self.gateway_url if gateway is None else self.gateway_urls[gateway]
+        return chat(self._voters.setdefault(voter, requests.Session()), url, text)
 
     def peak_memory_mb(self, name: str = "rasa-0") -> float:
         """Peak resident memory (VmHWM) of one of the processes, in MB."""
@@ -264,7 +293,7 @@ class ProductionStack:
         return "\n".join(p.read_text(errors="replace") for p in self.logs.glob("*.log"))
 
     def stop(self) -> None:
-        # The gateway first (no new turns), then the replicas, actions and portal.
+        # Every process is asked to stop at once, then each gets 20 s before it is killed.
         for process in self.processes.values():
             if process.poll() is None:
                 process.terminate()

@@ -310,7 +310,8 @@ def _account(row: models.Agent) -> AgentAccount:
 
 class LoginThrottle:
     """Login attempts per (login, client address) and per client address, in memory (one
-    gateway process). An attempt is counted BEFORE its password is checked, so concurrent
+    gateway process; with several, `bot.gateway.state` keeps them in Redis with these limits and
+    rules). An attempt is counted BEFORE its password is checked, so concurrent
     attempts cannot pass the limit; past it, attempts are refused without a check. A login is
     never locked for everyone: a wrong password typed elsewhere does not lock its owner out.
     Each failure of a pair also slows its next answer a little (`slowdown`)."""
@@ -323,6 +324,8 @@ class LoginThrottle:
         max_tracked: int = 10_000,
         slowdown_seconds: float = 0.1,
     ) -> None:
+        self.per_login, self.per_address = per_login, per_address
+        self.window_seconds, self.slowdown_seconds = window_seconds, slowdown_seconds
         self._limits = {"login": per_login, "address": per_address}
         self._window = window_seconds
         self._max_tracked = max_tracked

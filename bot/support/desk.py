@@ -37,9 +37,14 @@ def handoff_event(kind: str, handoff: HandoffView) -> dict[str, Any]:
 
 
 class SupportDesk:
-    def __init__(self, store: SupportStore, knowledge: Knowledge | None = None) -> None:
+    def __init__(
+        self,
+        store: SupportStore,
+        knowledge: Knowledge | None = None,
+        events: SupportEvents | None = None,
+    ) -> None:
         self.store = store
-        self.events = SupportEvents()
+        self.events = events or SupportEvents()  # the gateway's, shared by its gateways
         self._knowledge = knowledge
         self._deliveries: dict[str, Delivery] = {}
 
@@ -79,11 +84,13 @@ class SupportDesk:
             handoff = await asyncio.to_thread(self.store.open_handoff_of, conversation_id)
             if handoff is not None:
                 released = await asyncio.to_thread(self.store.release, handoff.id, None)
-                self.events.publish(handoff_event("released", released))
+                await self.events.publish(handoff_event("released", released))
             notice = await self._record(conversation_id, SYSTEM, wording.BACK_TO_BOT)
             return [{"text": notice.text}], notice.id
         turn = await self._record(conversation_id, USER, user_text)
-        self.events.publish({"type": "turn", "conversation": conversation_id, "turn": turn.id})
+        await self.events.publish(
+            {"type": "turn", "conversation": conversation_id, "turn": turn.id}
+        )
         if state == WAITING:
             notice = {"text": wording.STILL_WAITING, "buttons": [wording.BACK_TO_BOT_BUTTON]}
             return [notice], turn.id
@@ -115,7 +122,7 @@ class SupportDesk:
             channel=channel_of(conversation_id),
             buttons=buttons,
         )
-        self.events.publish(handoff_event("handoff", handoff))
+        await self.events.publish(handoff_event("handoff", handoff))
         return [{"text": text, "buttons": buttons}], notice.id
 
     def _assistance_path(self) -> str | None:
@@ -132,7 +139,7 @@ class SupportDesk:
         handoff = await asyncio.to_thread(self.store.take, handoff_id, agent_id)
         name = handoff.taken_by_name or "Un conseiller"
         await self._notify_user(handoff.conversation_id, wording.taken(name))
-        self.events.publish(handoff_event("taken", handoff))
+        await self.events.publish(handoff_event("taken", handoff))
         return handoff
 
     async def reply(self, conversation_id: str, agent_id: int, text: str) -> TurnView:
@@ -142,13 +149,15 @@ class SupportDesk:
             self.store.record_turn, conversation_id, HUMAN, shown, agent_id=agent_id
         )
         await self._deliver(conversation_id, [{"text": text}])
-        self.events.publish({"type": "turn", "conversation": conversation_id, "turn": turn.id})
+        await self.events.publish(
+            {"type": "turn", "conversation": conversation_id, "turn": turn.id}
+        )
         return turn
 
     async def release(self, handoff_id: int, agent_id: int) -> HandoffView:
         handoff = await asyncio.to_thread(self.store.release, handoff_id, agent_id)
         await self._notify_user(handoff.conversation_id, wording.RELEASED)
-        self.events.publish(handoff_event("released", handoff))
+        await self.events.publish(handoff_event("released", handoff))
         return handoff
 
     async def agents_online(self) -> int:
