@@ -49,7 +49,21 @@ QUESTIONS = ["quand est-ce qu'on vote ?", "quelles sont les règles du mot de pa
 # --------------------------------------------------------------------------- a fake Slack API
 
 
-class FakeSlack(ThreadingHTTPServer):
+class LoopbackServer(ThreadingHTTPServer):
+    """A real HTTP server on a free loopback port, served from a thread while in `running()`."""
+
+    @contextmanager
+    def running(self) -> Iterator[LoopbackServer]:
+        thread = threading.Thread(target=self.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.shutdown()
+            self.server_close()
+
+
+class FakeSlack(LoopbackServer):
     """Slack's Web API on loopback: records each `chat.postMessage` and says ok."""
 
     def __init__(self) -> None:
@@ -71,16 +85,6 @@ class FakeSlack(ThreadingHTTPServer):
 
         super().__init__(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server_address[1]}/api"
-
-    @contextmanager
-    def running(self) -> Iterator[FakeSlack]:
-        thread = threading.Thread(target=self.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.shutdown()
-            self.server_close()
 
 
 def slack_headers(body: bytes, retry: int | None = None) -> dict[str, str]:
@@ -367,7 +371,7 @@ def test_nginx_accepts_the_generated_configuration_and_is_not_sticky(tmp_path):
     assert "proxy_next_upstream error timeout;" in conf  # never non_idempotent: no POST twice
 
 
-class FakeRasa(ThreadingHTTPServer):
+class FakeRasa(LoopbackServer):
     """Rasa's gateway channel on loopback: answers « ok » and records what it received."""
 
     def __init__(self) -> None:
@@ -394,16 +398,6 @@ class FakeRasa(ThreadingHTTPServer):
 
         super().__init__(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-    @contextmanager
-    def running(self) -> Iterator[FakeRasa]:
-        thread = threading.Thread(target=self.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.shutdown()
-            self.server_close()
 
 
 def test_behind_nginx_a_conversation_goes_on_when_its_gateway_stops(tmp_path):
