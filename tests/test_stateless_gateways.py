@@ -8,6 +8,7 @@ trained model; the fast tests check nginx's configuration with two real gateway 
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import os
@@ -32,6 +33,7 @@ from bot.channels.slack import signature
 from bot.db import make_engine
 from bot.gateway.app import sender_id
 from bot.local_stack import TEST_LIMITS, free_port, gateway_python, wait_for
+from bot.portal.registry import DEMO_CSV
 from bot.production.proxy import proxy_command
 from bot.production.stack import ProductionStack
 from bot.support.accounts import Accounts
@@ -193,6 +195,7 @@ def test_two_gateways_behind_nginx_share_conversations_limits_handoffs_and_slack
                 "SLACK_BOT_TOKEN": SLACK_TOKEN,
                 "SLACK_SIGNING_SECRET": SLACK_SECRET,
                 "SLACK_API_URL": slack.url,
+                "BOT_NOW": "2018-11-30T12:00",  # reissues are open during the vote
             },
         )
         try:
@@ -203,6 +206,7 @@ def test_two_gateways_behind_nginx_share_conversations_limits_handoffs_and_slack
             _the_rate_limit_holds_across_both_gateways(stack)
             _an_agent_on_one_gateway_answers_a_voter_on_the_other(stack, bot_db)
             _a_slack_retry_at_the_other_gateway_runs_nothing_twice(stack, slack, tracker_db)
+            _a_reissue_across_both_gateways_leaves_no_personal_value_in_redis(stack)
             for name in ("gateway-0", "gateway-1"):
                 log = (stack.logs / f"{name}.log").read_text(errors="replace")
                 assert "Traceback" not in log, log[-3000:]
@@ -456,3 +460,49 @@ def test_behind_nginx_a_conversation_goes_on_when_its_gateway_stops(tmp_path):
             for process in processes:
                 process.wait(timeout=20)
     assert rasa.received == [f"q{i}" for i in range(10)]
+
+
+def _a_reissue_across_both_gateways_leaves_no_personal_value_in_redis(stack: ProductionStack):
+    """A voter-ID reissue whose steps alternate between the gateways goes through, and nothing
+    the voter typed (phone, NUMEN, birth date, in the forms typed and normalised) is in any
+    key or value of the gateways' Redis afterwards."""
+    with DEMO_CSV.open(encoding="utf-8") as rows:
+        person = next(csv.DictReader(rows))
+    day, month, year = person["date_naissance"].split("/")
+    voter = Voter(stack)
+    steps = [
+        "j'ai perdu mon identifiant électeur",
+        "06 11 22 33 55",
+        f"mon numen c'est {person['numen']}",
+        person["date_naissance"],
+    ]
+    for i, step in enumerate(steps):
+        reply = voter.say(i % 2, step)
+        assert reply.status_code == 200, reply.text
+    offered = [b["payload"] for m in reply.json()["messages"] for b in m.get("buttons", [])]
+    assert "/affirm" in offered, reply.text
+    done = voter.say(A, "/affirm")
+    assert "SMS avec votre nouvel identifiant" in texts(done.json()["messages"])
+    personal = [
+        "06 11 22 33 55", "0611223355", "+33611223355", "611223355", person["numen"],
+        person["date_naissance"], f"{year}-{month}-{day}", f"{day}{month}{year}",
+    ]  # fmt: skip
+    client = redis.Redis.from_url(redis_url(REDIS_DB))
+    stored: list[bytes] = []
+    for key in client.scan_iter():
+        stored.append(key)
+        kind = client.type(key)
+        if kind == b"string":
+            stored.append(client.get(key) or b"")
+        elif kind == b"hash":
+            stored.extend(b for pair in client.hgetall(key).items() for b in pair)
+        elif kind == b"zset":
+            stored.extend(client.zrange(key, 0, -1))
+        elif kind == b"set":
+            stored.extend(client.smembers(key))
+        elif kind == b"list":
+            stored.extend(client.lrange(key, 0, -1))
+    client.close()
+    assert len(stored) > 10  # the gateways' state was there to search
+    found = [v for v in personal for item in stored if v.encode() in item]
+    assert not found, found
