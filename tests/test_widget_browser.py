@@ -113,6 +113,9 @@ def test_the_demo_page_embeds_the_widget_with_one_script_tag(live_bot, browser):
     for state, report in seen["axe"].items():
         assert_accessible(report, state)
     assert seen["mobile"]["panel"]["width"] == 390 and seen["mobile"]["panel"]["height"] == 844
+    # Keyboard keys are explained with a keyboard only; the password warning everywhere.
+    assert "Maj + Entrée" in opened["hint"] and "mot de passe" in opened["hint"]
+    assert "Entrée" not in seen["mobile"]["hint"] and "mot de passe" in seen["mobile"]["hint"]
     assert seen["mobile"]["afterClose"]["launcherVisible"]
     assert "ae-launcher" in seen["mobile"]["afterClose"]["focus"]["className"]
     assert_nothing_ran(seen["seen"])

@@ -186,6 +186,7 @@ const scenarios = {
         live: n.getAttribute("aria-live"), label: n.getAttribute("aria-label"),
       })),
       panel: await panelBox(page),
+      hint: await inWidget(page, ".ae-hint").innerText(),
       animation: await inWidget(page, ".ae-panel").evaluate((n) => getComputedStyle(n).animationName),
     };
     out.axe.openDesktop = await axe(page);
@@ -205,7 +206,11 @@ const scenarios = {
     await mobile.page.goto(config.url + "/");
     await m.launcher.click();
     await idle(mobile.page);
-    out.mobile = { panel: await panelBox(mobile.page), launcherVisible: await m.launcher.isVisible() };
+    out.mobile = {
+      panel: await panelBox(mobile.page),
+      launcherVisible: await m.launcher.isVisible(),
+      hint: await inWidget(mobile.page, ".ae-hint").innerText(),
+    };
     out.axe.openMobile = await axe(mobile.page);
     out.screenshots.push(await shot(mobile.page, "demo-mobile.png"));
     await m.close.click();

@@ -49,8 +49,8 @@
     logLabel: "Conversation avec l'assistant",
     inputLabel: "Votre question",
     send: "Envoyer",
-    hint: "Entrée pour envoyer, Maj + Entrée pour aller à la ligne. " +
-      "Ne donnez jamais votre mot de passe.",
+    keysHint: "Entrée pour envoyer, Maj + Entrée pour aller à la ligne. ",
+    hint: "Ne donnez jamais votre mot de passe.",
     counter: function (n) { return n + " / " + MAX + " caractères"; },
     you: "Vous : ",
     bot: "Assistant : ",
@@ -204,7 +204,11 @@
   const sendBtn = row.appendChild(el("button", "ae-send", T.send));
   sendBtn.type = "submit";
   const meta = form.appendChild(el("p", "ae-meta"));
-  meta.appendChild(el("span", "ae-hint", T.hint)).id = "ae-hint";
+  const hint = meta.appendChild(el("span", "ae-hint"));
+  hint.id = "ae-hint";
+  // Les touches n'ont pas de sens sur un écran tactile : widget.css les y masque.
+  hint.appendChild(el("span", "ae-keys", T.keysHint));
+  hint.appendChild(document.createTextNode(T.hint));
   const counter = meta.appendChild(el("span", "ae-counter"));
   counter.id = "ae-counter";
 
