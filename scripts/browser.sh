@@ -5,24 +5,9 @@
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 BROWSER_DIR="${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/tests/browser"
 
-_install_chromium() {
-  if [ "$(id -u)" != 0 ]; then
-    echo "Chromium est absent ($CHROMIUM) et il faut être root pour l'installer :" >&2
-    echo "  sudo apt-get install -y chromium" >&2
-    return 1
-  fi
-  echo "Installation de Chromium (paquet Debian, une minute environ)…" >&2
-  if DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; then
-    return 0
-  fi
-  echo "Première tentative échouée : mise à jour de la liste des paquets (apt-get update)…" >&2
-  apt-get update -q >&2 &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
-}
-
 ensure_browser() {
   if [ ! -x "$CHROMIUM" ]; then
-    if ! _install_chromium || [ ! -x "$CHROMIUM" ]; then
+    if ! install_debian_package chromium Chromium "une minute environ" || [ ! -x "$CHROMIUM" ]; then
       echo "ERREUR : impossible d'installer Chromium ($CHROMIUM) ; le test du widget dans un" >&2
       echo "navigateur ne peut pas tourner. Installez-le (apt-get install chromium) et relancez." >&2
       return 1

@@ -156,3 +156,21 @@ load_env_file() { # [file]
     [ -n "${!key+x}" ] || export "$key=$value"
   done < "$file"
 }
+
+# A Debian package, when a program the commands need is missing (Chromium, nginx, PostgreSQL):
+# as root, apt-get install, and once more after apt-get update if that fails; otherwise the sudo
+# command to type. apt's output goes to var/log/apt.log.
+install_debian_package() { # package, what to call it, how long it takes
+  local log="$ROOT/var/log/apt.log"
+  if [ "$(id -u)" != 0 ]; then
+    echo "$2 est absent et il faut être root pour l'installer :" >&2
+    echo "  sudo apt-get install -y $1" >&2
+    return 1
+  fi
+  mkdir -p "$ROOT/var/log"
+  echo "Installation de $2 (paquet Debian $1, $3 ; journal : ${log#"$ROOT"/})…" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >> "$log" 2>&1 && return 0
+  echo "Première tentative échouée : mise à jour de la liste des paquets (apt-get update)…" >&2
+  apt-get update -q >> "$log" 2>&1 &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >> "$log" 2>&1
+}

@@ -6,21 +6,6 @@ _nginx_binary() {
   command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; }
 }
 
-_install_nginx() {
-  if [ "$(id -u)" != 0 ]; then
-    echo "nginx est absent et il faut être root pour l'installer :" >&2
-    echo "  sudo apt-get install -y nginx" >&2
-    return 1
-  fi
-  echo "Installation de nginx (paquet Debian, quelques secondes)…" >&2
-  if DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >&2; then
-    return 0
-  fi
-  echo "Première tentative échouée : mise à jour de la liste des paquets (apt-get update)…" >&2
-  apt-get update -q >&2 &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >&2
-}
-
 # Installs nginx when BOT_GATEWAYS asks for more than one gateway and it is missing.
 ensure_proxy() {
   local gateways="${BOT_GATEWAYS:-1}"
@@ -30,7 +15,7 @@ ensure_proxy() {
   fi
   [ "$gateways" -gt 1 ] || return 0
   if [ -z "$(_nginx_binary)" ]; then
-    if ! _install_nginx || [ -z "$(_nginx_binary)" ]; then
+    if ! install_debian_package nginx nginx "quelques secondes" || [ -z "$(_nginx_binary)" ]; then
       echo "ERREUR : impossible d'installer nginx ; il répartit les messages entre les" >&2
       echo "$gateways passerelles. Installez-le (apt-get install nginx) ou lancez BOT_GATEWAYS=1." >&2
       return 1

@@ -26,18 +26,6 @@ _redis_answers() { # URL
     "$1" > /dev/null 2>&1
 }
 
-# Debian's package when a program is missing, as browser.sh does for Chromium.
-_install_debian_package() { # package
-  if [ "$(id -u)" != 0 ]; then
-    echo "Le paquet Debian $1 est absent et il faut être root pour l'installer :" >&2
-    echo "  sudo apt-get install -y $1" >&2
-    return 1
-  fi
-  echo "Installation du paquet Debian $1 (une minute environ)…" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" > /dev/null ||
-    { apt-get update -q > /dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" > /dev/null; }
-}
-
 _postgres_bin() {
   local bin
   bin="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -n 1)"
@@ -48,7 +36,7 @@ _postgres_bin() {
 # `postgres` user when run as root, since PostgreSQL refuses to run as root). Prints its URL.
 throwaway_postgres_start() { # DIR
   local dir="$1" bin port
-  bin="$(_postgres_bin)" || { _install_debian_package postgresql && bin="$(_postgres_bin)"; } || {
+  bin="$(_postgres_bin)" || { install_debian_package postgresql PostgreSQL "une minute environ" && bin="$(_postgres_bin)"; } || {
     echo "ERREUR : initdb est introuvable (/usr/lib/postgresql/*/bin) ; installez postgresql." >&2
     return 1
   }
@@ -78,7 +66,7 @@ throwaway_postgres_stop() { # DIR
 # A Redis server of its own, without persistence, working in DIR. Prints its URL.
 throwaway_redis_start() { # DIR
   local dir="$1" port
-  command -v redis-server > /dev/null || _install_debian_package redis-server || return 1
+  command -v redis-server > /dev/null || install_debian_package redis-server Redis "quelques secondes" || return 1
   mkdir -p "$dir"
   port="$(_free_port)"
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
